@@ -1,0 +1,96 @@
+//! Probes: the only code in hardend that reads the host.
+//!
+//! Every read goes through a [`RootFs`], so a probe sees `<root>/etc/...` and
+//! never the host's own files when a root is given. [`Probe::collect`] gathers
+//! exactly the facts a set of rules needs; [`Probe::sources`] says which paths
+//! back each fact, which is what the drift watcher watches.
+
+pub mod accounts;
+pub mod file;
+pub mod firewall;
+pub mod listening;
+pub mod package;
+pub mod root;
+pub mod service;
+pub mod sshd;
+pub mod sysctl;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use hardend_facts::{FactKey, Facts, Source};
+
+pub use root::{RootError, RootFs};
+
+/// The host (or image) below one root.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    fs: RootFs,
+}
+
+impl Probe {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Probe {
+            fs: RootFs::new(root),
+        }
+    }
+
+    pub fn fs(&self) -> &RootFs {
+        &self.fs
+    }
+
+    /// Reads every fact named in `keys`. Never fails as a whole: a fact that
+    /// cannot be read is stored as its failure.
+    pub fn collect(&self, keys: &BTreeSet<FactKey>) -> Facts {
+        let mut facts = Facts::default();
+        for key in keys {
+            self.collect_one(key, &mut facts);
+        }
+        facts
+    }
+
+    /// Reads one fact into `facts`, replacing what was there.
+    pub fn collect_one(&self, key: &FactKey, facts: &mut Facts) {
+        let fs = &self.fs;
+        match key {
+            FactKey::Sysctl(k) => {
+                facts.sysctl.insert(k.clone(), sysctl::probe(fs, k));
+            }
+            FactKey::Sshd => facts.sshd = Some(sshd::probe(fs)),
+            FactKey::File { path, content } => {
+                // Content subsumes metadata: keep the richer of two requests.
+                let have_content =
+                    matches!(facts.files.get(path), Some(Ok(f)) if f.lines.is_some());
+                if !have_content || *content {
+                    facts
+                        .files
+                        .insert(path.clone(), file::probe(fs, path, *content));
+                }
+            }
+            FactKey::Accounts => facts.accounts = Some(accounts::probe(fs)),
+            FactKey::Packages => facts.packages = Some(package::probe(fs)),
+            FactKey::Service(unit) => {
+                facts
+                    .services
+                    .insert(unit.clone(), service::probe(fs, unit));
+            }
+            FactKey::Listening => facts.listening = Some(listening::probe(fs)),
+            FactKey::Firewall => facts.firewall = Some(firewall::probe(fs)),
+        }
+    }
+
+    /// The paths (host paths, below the root) whose change can change `key`,
+    /// and the facts that must be polled because nothing signals their change.
+    pub fn sources(&self, key: &FactKey) -> Vec<Source> {
+        let fs = &self.fs;
+        match key {
+            FactKey::Sysctl(k) => sysctl::sources(fs, k),
+            FactKey::Sshd => sshd::sources(fs),
+            FactKey::File { path, .. } => file::sources(fs, path),
+            FactKey::Accounts => accounts::sources(fs),
+            FactKey::Packages => package::sources(fs),
+            FactKey::Service(unit) => service::sources(fs, unit),
+            FactKey::Listening | FactKey::Firewall => vec![Source::Poll(key.clone())],
+        }
+    }
+}
