@@ -77,3 +77,68 @@ unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// A Debian bookworm minbase root with openssh-server, made by debootstrap and
+/// cached outside the repository (`HARDEND_DEBIAN_ROOT`, default
+/// `/var/cache/hardend-tests/bookworm-ssh`). Built on first use (about 30 s,
+/// needs the Debian mirror); later runs reuse it. Returns `None` only when the
+/// fast subset was asked for and debootstrap is unavailable.
+pub fn debian_root() -> Option<PathBuf> {
+    use std::process::Command;
+    let cache = std::env::var_os("HARDEND_DEBIAN_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hardend-tests/bookworm-ssh"));
+    if cache.join("usr/sbin/sshd").exists() && cache.join("var/lib/dpkg/status").exists() {
+        return Some(cache);
+    }
+    if !require("debootstrap (as root)", have_command("debootstrap") && is_root()) {
+        return None;
+    }
+    // Several tests may ask at once: one builds, the others wait on the lock.
+    let parent = cache.parent().expect("cache has a parent").to_path_buf();
+    std::fs::create_dir_all(&parent).expect("create the cache directory");
+    let lock = std::fs::File::create(parent.join(".bookworm-ssh.lock")).expect("lock file");
+    lock.lock().expect("lock the debootstrap cache");
+    if cache.join("usr/sbin/sshd").exists() {
+        return Some(cache);
+    }
+    let building = parent.join(format!(".bookworm-ssh.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "--include=openssh-server", "bookworm"])
+        .arg(&building)
+        .arg(debian_mirror())
+        .status()
+        .expect("run debootstrap");
+    assert!(status.success(), "debootstrap failed: {status}");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).expect("remove a stale cache");
+    }
+    std::fs::rename(&building, &cache).expect("move the new root into the cache");
+    Some(cache)
+}
+
+/// The Debian mirror this machine's apt uses (deb822 `URIs:` of the first
+/// `bookworm` source), or the public default.
+pub fn debian_mirror() -> String {
+    let text = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .and_then(|u| u.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| "http://deb.debian.org/debian".to_string())
+}
+
+/// A private copy of `src` (with modes, owners and links) in a new temporary
+/// directory, for tests that change the tree.
+pub fn copy_tree(src: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir.path())
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp -a {} failed", src.display());
+    dir
+}
