@@ -5,5 +5,6 @@
 //! engine evaluates. Every error carries `file:line:column`.
 
 pub mod model;
+pub mod raw;
 
 pub use model::*;
