@@ -12,7 +12,6 @@
 mod checks;
 mod compare;
 pub mod report;
-mod sshd_shim;
 
 use std::collections::BTreeSet;
 

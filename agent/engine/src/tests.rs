@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use hardend_facts::accounts::{GroupEntry, LoginDef, PasswdEntry, ShadowEntry};
 use hardend_facts::firewall::{Family, InputChain};
 use hardend_facts::listening::{Proto, Socket};
-use hardend_facts::sshd::{Criterion, Directive, MatchBlock, SshdConfig, SshdFact};
+use hardend_facts::sshd::{SshdConfig, SshdFact, SshdLoader};
 use hardend_facts::*;
 use hardend_policy::*;
 use regex::Regex;
@@ -259,35 +259,30 @@ fn sshd_check(key: &str, cmp: Comparison, m: Option<SshdMatch>) -> Check {
     })
 }
 
-fn directive(keyword: &str, value: &str, block: Option<usize>, line: u32) -> Directive {
-    Directive {
-        keyword: keyword.to_string(),
-        args: vec![value.to_string()],
-        block,
-        evidence: Evidence::line("/etc/ssh/sshd_config", line, format!("{keyword} {value}")),
+/// sshd configuration files held in memory, for [`SshdConfig::parse`].
+struct MemLoader(BTreeMap<String, String>);
+
+impl SshdLoader for MemLoader {
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| "not found".to_string())
+    }
+    fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
     }
 }
 
-/// `PermitRootLogin <global>` and a `Match Group admins` block that sets `<block>`.
-fn sshd_facts(global: &str, block: Option<&str>) -> Facts {
-    let mut directives = vec![directive("permitrootlogin", global, None, 10)];
-    let mut blocks = Vec::new();
-    if let Some(v) = block {
-        blocks.push(MatchBlock {
-            criteria: vec![Criterion {
-                name: "group".into(),
-                patterns: "admins".into(),
-            }],
-            evidence: Evidence::line("/etc/ssh/sshd_config", 20, "Match Group admins"),
-        });
-        directives.push(directive("permitrootlogin", v, Some(0), 21));
-    }
+fn sshd_text(text: &str) -> Facts {
+    let loader = MemLoader(
+        [("/etc/ssh/sshd_config".to_string(), text.to_string())]
+            .into_iter()
+            .collect(),
+    );
+    let config = SshdConfig::parse(&loader, "/etc/ssh/sshd_config").expect("valid sshd_config");
     let mut facts = Facts {
-        sshd: Some(Ok(SshdFact::Config(SshdConfig {
-            directives,
-            blocks,
-            files: vec!["/etc/ssh/sshd_config".into()],
-        }))),
+        sshd: Some(Ok(SshdFact::Config(config))),
         ..Facts::default()
     };
     facts.accounts = Some(accounts(
@@ -302,14 +297,14 @@ fn sshd_facts(global: &str, block: Option<&str>) -> Facts {
     facts
 }
 
-/// A Match block only applies through its criteria: with the global value
-/// placed after it, the global line would win only for other connections.
-fn sshd_global_after_block(global: &str, block: &str) -> Facts {
-    let mut facts = sshd_facts(global, Some(block));
-    if let Some(Ok(SshdFact::Config(c))) = &mut facts.sshd {
-        c.directives.rotate_left(1);
+/// `PermitRootLogin <global>` on line 1 and, when given, a `Match Group
+/// admins` block (line 2) that sets `<block>` on line 3.
+fn sshd_facts(global: &str, block: Option<&str>) -> Facts {
+    let mut text = format!("PermitRootLogin {global}\n");
+    if let Some(v) = block {
+        text.push_str(&format!("Match Group admins\n    PermitRootLogin {v}\n"));
     }
-    facts
+    sshd_text(&text)
 }
 
 #[test]
@@ -349,14 +344,14 @@ fn sshd_table() {
         row(
             "match block weakens",
             sshd_check("PermitRootLogin", no(), None),
-            sshd_global_after_block("no", "yes"),
+            sshd_facts("no", Some("yes")),
             Status::Fail,
             "Match Group admins",
         ),
         row(
             "connection in the group gets the block",
             sshd_check("PermitRootLogin", no(), alice()),
-            sshd_global_after_block("no", "yes"),
+            sshd_facts("no", Some("yes")),
             Status::Fail,
             "yes",
         ),
@@ -370,7 +365,7 @@ fn sshd_table() {
                     ..SshdMatch::default()
                 }),
             ),
-            sshd_global_after_block("no", "yes"),
+            sshd_facts("no", Some("yes")),
             Status::Pass,
             "no",
         ),
@@ -408,11 +403,11 @@ fn sshd_table() {
 fn failing_match_block_evidence_names_the_match_line_and_the_directive() {
     let r = run(
         sshd_check("PermitRootLogin", eq("no"), None),
-        &sshd_global_after_block("no", "yes"),
+        &sshd_facts("no", Some("yes")),
     );
     assert_eq!(r.status, Status::Fail);
     let lines: Vec<Option<u32>> = r.evidence.iter().map(|e| e.line).collect();
-    assert_eq!(lines, vec![Some(20), Some(21)], "{:?}", r.evidence);
+    assert_eq!(lines, vec![Some(2), Some(3)], "{:?}", r.evidence);
 }
 
 #[test]

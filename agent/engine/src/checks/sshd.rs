@@ -1,8 +1,7 @@
 //! `sshd_config` checks: effective values, for one connection or for every
 //! connection the `Match` blocks could describe.
 
-use crate::sshd_shim::{self as model, ShimModel as _};
-use hardend_facts::sshd::{Connection, SshdConfig, SshdFact};
+use hardend_facts::sshd::{self as model, Connection, SshdConfig, SshdFact};
 use hardend_facts::{AccountsFact, Evidence, Facts};
 use hardend_policy::{MissingSshd, SshdCheck, SshdMatch};
 
@@ -65,6 +64,11 @@ fn for_connection(
         lport: m.lport,
         rdomain: m.rdomain.clone(),
     };
+    // `sshd -T -C` refuses some specifications (a `Match LocalPort` without
+    // a local port); so does the check, rather than guess.
+    if let Err(e) = config.check_connection(&conn) {
+        return Outcome::error(Some(expected), e.to_string());
+    }
     let value = config.effective(keyword, &conn);
     Outcome::verdict(
         compare::holds(&check.compare, &value.value, Case::Insensitive),
