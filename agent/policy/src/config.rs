@@ -561,6 +561,7 @@ impl ConfigReader<'_> {
     }
 
     fn waiver(&mut self, node: &Node) -> Option<Waiver> {
+        let errors_before = self.r.diags.len();
         let f = self.r.fields(node, "a waiver", WAIVER_FIELDS)?;
         let rule = self.r.required(&f, "rule", "a waiver").and_then(|n| {
             let text = self.r.nonempty_text(n, "rule")?;
@@ -601,6 +602,10 @@ impl ConfigReader<'_> {
             }
         });
         let (policy, rule) = rule?;
+        if self.r.diags.len() > errors_before {
+            // An unknown key was reported: the waiver is not taken.
+            return None;
+        }
         Some(Waiver {
             policy,
             rule,
