@@ -43,8 +43,20 @@ impl Probe {
     /// cannot be read is stored as its failure.
     pub fn collect(&self, keys: &BTreeSet<FactKey>) -> Facts {
         let mut facts = Facts::default();
+        // The sysctl.d files are read once for all the keys, not once per key.
+        let sysctl_config = keys
+            .iter()
+            .any(|k| matches!(k, FactKey::Sysctl(_)))
+            .then(|| sysctl::load_config(&self.fs));
         for key in keys {
-            self.collect_one(key, &mut facts);
+            match (key, &sysctl_config) {
+                (FactKey::Sysctl(k), Some(config)) => {
+                    facts
+                        .sysctl
+                        .insert(k.clone(), sysctl::probe_with(&self.fs, k, config));
+                }
+                _ => self.collect_one(key, &mut facts),
+            }
         }
         facts
     }

@@ -5,7 +5,7 @@
 //! Pending records in `/var/lib/dpkg/updates` (written while dpkg runs) are
 //! applied over the status file, as `dpkg-query` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use hardend_facts::{Evidence, Package, PackagesFact, ProbeFailure, Probed, Source};
@@ -193,7 +193,11 @@ impl<'a> Stanza<'a> {
 pub fn parse_dpkg_status(data: &[u8], path: &str) -> Vec<DpkgRecord> {
     let mut out = Vec::new();
     let mut cur = Stanza::default();
-    for (i, raw) in data.split(|b| *b == b'\n').enumerate() {
+    let mut start = 0usize;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for (i, end) in ends.enumerate() {
+        let raw = data.get(start..end).unwrap_or_default();
+        start = end + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         match line.first() {
             // Continuation lines (descriptions, conffiles) are the bulk of the file.
@@ -226,27 +230,32 @@ pub fn parse_dpkg_status(data: &[u8], path: &str) -> Vec<DpkgRecord> {
 
 /// The installed packages by name. A later record for the same name and
 /// architecture replaces an earlier one (pending updates come last);
-/// architectures of one name then collapse to the first installed one.
+/// architectures of one name then collapse to the earliest surviving one.
 pub fn installed_packages(records: Vec<DpkgRecord>) -> BTreeMap<String, Package> {
-    let mut by_arch: BTreeMap<(String, String), DpkgRecord> = BTreeMap::new();
-    let mut order: Vec<(String, String)> = Vec::new();
-    for r in records {
-        let key = (r.name.clone(), r.architecture.clone());
-        if by_arch.insert(key.clone(), r).is_none() {
-            order.push(key);
-        }
+    // The index of the last record of each (name, architecture).
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert((r.name.as_str(), r.architecture.as_str()), i);
     }
+    let keep: Vec<bool> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.installed && last.get(&(r.name.as_str(), r.architecture.as_str())) == Some(&i)
+        })
+        .collect();
+    drop(last);
     let mut out = BTreeMap::new();
-    for key in order {
-        let Some(r) = by_arch.remove(&key) else {
-            continue;
-        };
-        if r.installed {
-            out.entry(r.name.clone()).or_insert(Package {
-                name: r.name,
-                version: r.version,
-                evidence: r.evidence,
-            });
+    for (r, keep) in records.into_iter().zip(keep) {
+        if keep && !out.contains_key(&r.name) {
+            out.insert(
+                r.name.clone(),
+                Package {
+                    name: r.name,
+                    version: r.version,
+                    evidence: r.evidence,
+                },
+            );
         }
     }
     out

@@ -240,7 +240,6 @@ pub fn parse_conf(text: &str) -> Vec<ConfLine> {
 /// An assignment that survived, with where it was written.
 #[derive(Debug, Clone)]
 struct Setting {
-    key: String,
     value: Option<String>,
     evidence: Evidence,
     /// Set when the key is a glob pattern.
@@ -272,16 +271,16 @@ impl SysctlConfig {
         self.files.push(path.to_string());
         for l in lines {
             let evidence = Evidence::line(path, l.line, l.text);
-            if let Some(&idx) = self.index.get(&l.key) {
-                if let Some(Some(existing)) = self.settings.get_mut(idx) {
-                    if existing.value == l.value {
-                        existing.evidence = evidence;
-                        continue;
-                    }
+            if let Some(&idx) = self.index.get(&l.key)
+                && let Some(slot) = self.settings.get_mut(idx)
+            {
+                if let Some(existing) = slot
+                    && existing.value == l.value
+                {
+                    existing.evidence = evidence;
+                    continue;
                 }
-                if let Some(slot) = self.settings.get_mut(idx) {
-                    *slot = None;
-                }
+                *slot = None;
             }
             let is_glob = l.key.contains(['*', '?', '[']);
             let pattern = if is_glob {
@@ -290,9 +289,8 @@ impl SysctlConfig {
             } else {
                 None
             };
-            self.index.insert(l.key.clone(), self.settings.len());
+            self.index.insert(l.key, self.settings.len());
             self.settings.push(Some(Setting {
-                key: l.key,
                 value: l.value,
                 evidence,
                 pattern,
@@ -308,15 +306,14 @@ impl SysctlConfig {
     fn lookup_normalized(&self, norm: &str) -> Option<ConfiguredValue> {
         // An explicit line for the key wins over every glob; a `-key` line
         // means the key is left alone.
-        if let Some(&idx) = self.index.get(norm) {
-            if let Some(Some(s)) = self.settings.get(idx) {
-                if s.pattern.is_none() && !s.key.contains(['*', '?', '[']) {
-                    return s.value.as_ref().map(|v| ConfiguredValue {
-                        value: v.clone(),
-                        evidence: s.evidence.clone(),
-                    });
-                }
-            }
+        // (A validated key holds no glob characters, so this entry is explicit.)
+        if let Some(&idx) = self.index.get(norm)
+            && let Some(Some(s)) = self.settings.get(idx)
+        {
+            return s.value.as_ref().map(|v| ConfiguredValue {
+                value: v.clone(),
+                evidence: s.evidence.clone(),
+            });
         }
         let opts = MatchOptions {
             case_sensitive: true,
