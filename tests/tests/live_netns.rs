@@ -116,12 +116,18 @@ fn firewall_from(values: &[Value]) -> FirewallFact {
     let Ok(Live::Value(fact)) = fact else {
         panic!("the probe inside the namespace failed: {fact:?}");
     };
-    assert_eq!(fact.sources, vec!["nft -j list ruleset".to_string()]);
-    let raw: String = value(&values[1]);
     assert_eq!(
-        firewall::parse_nft_json(&raw).expect("parse"),
-        fact.input_chains
+        fact.sources.first().map(String::as_str),
+        Some("nft -j list ruleset")
     );
+    let raw: String = value(&values[1]);
+    let from_nft: Vec<InputChain> = fact
+        .input_chains
+        .iter()
+        .filter(|c| c.name.starts_with("nft "))
+        .cloned()
+        .collect();
+    assert_eq!(firewall::parse_nft_json(&raw).expect("parse"), from_nft);
     fact
 }
 
@@ -252,8 +258,14 @@ fn an_empty_namespace_has_no_input_chain() {
         return;
     };
     let fact = firewall_from(&values);
-    assert!(fact.input_chains.is_empty(), "{fact:#?}");
+    // iptables-legacy could add its own (accepting) INPUT chains here; nft
+    // itself has none in a fresh namespace.
+    assert!(
+        !fact.input_chains.iter().any(|c| c.name.starts_with("nft ")),
+        "{fact:#?}"
+    );
     assert!(!default_deny(&fact.input_chains, Family::covers_ipv4));
+    assert!(!default_deny(&fact.input_chains, Family::covers_ipv6));
 }
 
 #[test]

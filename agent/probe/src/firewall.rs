@@ -3,8 +3,10 @@
 //!
 //! The ruleset is live state: on an offline root the fact is not applicable.
 //! `nft -j list ruleset` is asked first; when nft is missing or fails,
-//! `iptables-save` and `ip6tables-save` are read instead. When neither can be
-//! read the fact is a failure (the rule errors), never an empty ruleset.
+//! `iptables-save` and `ip6tables-save` are read instead. When nft works but
+//! shows no input chain at all, iptables-save is read as well, for rules
+//! loaded with iptables-legacy (which nft cannot see). When neither tool can
+//! be read the fact is a failure (the rule errors), never an empty ruleset.
 
 pub(crate) mod command;
 
@@ -55,6 +57,18 @@ pub fn probe(fs: &RootFs) -> Probed<Live<FirewallFact>> {
         ));
     }
     match read_nft() {
+        // Rules loaded with iptables-legacy live outside nf_tables, where nft
+        // cannot see them: when nft shows no input chain, iptables-save is
+        // asked too (with iptables-nft it shows nothing more).
+        Ok(mut fact) if fact.input_chains.is_empty() => {
+            if let Ok(legacy) = read_iptables()
+                && !legacy.input_chains.is_empty()
+            {
+                fact.input_chains.extend(legacy.input_chains);
+                fact.sources.extend(legacy.sources);
+            }
+            Ok(Live::Value(fact))
+        }
         Ok(fact) => Ok(Live::Value(fact)),
         Err(nft_error) => match read_iptables() {
             Ok(fact) => Ok(Live::Value(fact)),
