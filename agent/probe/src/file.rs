@@ -27,16 +27,32 @@ pub fn probe(fs: &RootFs, path: &str, content: bool) -> Probed<FileFact> {
     probe_inner(fs, path, content).map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
-/// The parent directory (files are often replaced by rename) and the path.
+/// The parent directory (files are often replaced by rename) and the path;
+/// when the path leads through symlinks, also the resolved target and its
+/// directory, so a change to the file a link points to is seen too.
 pub fn sources(fs: &RootFs, path: &str) -> Vec<Source> {
+    let mut out = Vec::new();
+    let mut add = |p: std::path::PathBuf| {
+        let s = Source::Path(p);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
     let parent = Path::new(path)
         .parent()
         .and_then(Path::to_str)
         .unwrap_or("/");
-    let mut out = vec![Source::Path(fs.host_path(parent))];
-    let own = fs.host_path(path);
-    if !out.contains(&Source::Path(own.clone())) {
-        out.push(Source::Path(own));
+    add(fs.host_path(parent));
+    add(fs.host_path(path));
+    if let Ok(resolved) = fs.resolve(path)
+        && resolved != fs.host_path(path)
+    {
+        if let Some(dir) = resolved.parent()
+            && dir.starts_with(fs.root())
+        {
+            add(dir.to_path_buf());
+        }
+        add(resolved);
     }
     out
 }
@@ -156,5 +172,24 @@ mod tests {
             ]
         );
         assert_eq!(sources(&fs, "/"), vec![Source::Path("/srv/img".into())]);
+    }
+
+    #[test]
+    fn sources_follow_symlinks_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("usr/share/zoneinfo")).unwrap();
+        std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", r.join("etc/localtime")).unwrap();
+        let fs = RootFs::new(r);
+        assert_eq!(
+            sources(&fs, "/etc/localtime"),
+            vec![
+                Source::Path(r.join("etc")),
+                Source::Path(r.join("etc/localtime")),
+                Source::Path(r.join("usr/share/zoneinfo")),
+                Source::Path(r.join("usr/share/zoneinfo/UTC")),
+            ]
+        );
     }
 }

@@ -5,9 +5,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use hardend_facts::FactKey;
 use hardend_facts::Source;
-use hardend_probe::RootFs;
 use hardend_probe::sysctl::{self, load_config, probe, probe_with, sources};
+use hardend_probe::{Probe, RootFs};
 
 fn write(root: &Path, path: &str, text: &str) {
     let p = root.join(path.trim_start_matches('/'));
@@ -343,4 +344,41 @@ fn live_host_value_matches_proc() {
     let fact = probe(&RootFs::new("/"), "net.ipv4.ip_local_port_range");
     assert_eq!(fact.live.unwrap(), Some(sysctl::fold_whitespace(&want)));
     assert!(fact.configured.is_ok());
+}
+
+#[test]
+fn collect_reads_the_config_once_and_agrees_with_single_probes() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(
+        r,
+        "/etc/sysctl.d/10-a.conf",
+        "net.ipv4.ip_forward = 0\nnet.ipv4.conf.*.rp_filter=1\n",
+    );
+    write(r, "/proc/sys/net/ipv4/ip_forward", "1\n");
+    let keys = [
+        "net.ipv4.ip_forward",
+        "net.ipv4.conf.all.rp_filter",
+        "kernel.kptr_restrict",
+        "bad key",
+    ];
+    let probe_all = Probe::new(r);
+    let facts = probe_all.collect(
+        &keys
+            .iter()
+            .map(|k| FactKey::Sysctl(k.to_string()))
+            .collect(),
+    );
+    assert_eq!(facts.sysctl.len(), keys.len());
+    for k in keys {
+        assert_eq!(facts.sysctl[k], probe(&RootFs::new(r), k), "{k}");
+    }
+    assert_eq!(
+        facts.sysctl["net.ipv4.ip_forward"]
+            .live
+            .as_ref()
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
 }
