@@ -109,7 +109,7 @@ fn a_file_over_the_size_limit_is_refused_before_parsing() {
     let big = dir.path().join("big.yaml");
     // Not YAML at all: a parse would report a syntax error instead.
     fs::write(&big, vec![b'['; 5 * 1024 * 1024]).expect("write");
-    let errors = load_paths(&[big.clone()]).expect_err("too large");
+    let errors = load_paths(std::slice::from_ref(&big)).expect_err("too large");
     assert_eq!(
         lines(&errors),
         [format!(
@@ -124,7 +124,7 @@ fn a_file_that_is_not_utf8_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("latin1.yaml");
     fs::write(&path, b"policy: { id: p, title: \xe9t\xe9 }\n").expect("write");
-    let errors = load_paths(&[path.clone()]).expect_err("not utf-8");
+    let errors = load_paths(std::slice::from_ref(&path)).expect_err("not utf-8");
     assert_eq!(
         lines(&errors),
         [format!(
