@@ -13,7 +13,9 @@
 //! * A later assignment of a key replaces an earlier one. A key written with a
 //!   glob (`net.ipv4.conf.*.rp_filter`) sets every matching key that has no
 //!   explicit line of its own, whatever the order; among globs the last one
-//!   wins. `-key` without `=` excludes a key from the globs.
+//!   wins. `-key` without `=` excludes a key from the globs. (systemd expands
+//!   a glob against the keys that exist at boot; here it is matched against
+//!   the key asked for, which also works on an offline image.)
 //! * systemd reads `/etc/sysctl.conf` only through the `99-sysctl.conf`
 //!   symlink that it (and Debian) installs in `/etc/sysctl.d`. When no sysctl.d
 //!   entry leads to it, it is applied after all of them, as `sysctl --system`
@@ -365,7 +367,7 @@ fn load(fs: &RootFs) -> Result<SysctlConfig, SysctlError> {
             Err(e) if is_absent(&e) => continue,
             Err(e) => return Err(config_err(e)),
         };
-        if resolved == dev_null || resolved == std::path::Path::new("/dev/null") {
+        if resolved == dev_null {
             continue;
         }
         let via_sysctl_conf = sysctl_conf.as_ref() == Some(&resolved);
