@@ -7,6 +7,9 @@
 
 pub mod output;
 
+/// Re-exported so callers can build the `today` of [`CheckOptions`].
+pub use jiff;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
