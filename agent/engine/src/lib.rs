@@ -281,10 +281,28 @@ fn join(parts: impl Iterator<Item = Option<String>>, sep: &str) -> Option<String
     (!parts.is_empty()).then(|| parts.join(sep))
 }
 
+/// The parts' expectations joined by `sep`, each compound one in parentheses
+/// so `a or b and c` cannot be misread.
+fn join_expected(parts: &[Outcome], sep: &str) -> Option<String> {
+    let single = parts.len() == 1;
+    join(
+        parts.iter().map(|o| {
+            o.expected.as_ref().map(|e| {
+                if !single && (e.contains(" and ") || e.contains(" or ")) {
+                    format!("({e})")
+                } else {
+                    e.clone()
+                }
+            })
+        }),
+        sep,
+    )
+}
+
 /// Combines the outcomes of the parts of a combinator: the status is
 /// `status`, and the details come from the parts whose status is `pick`.
 fn combine(parts: Vec<Outcome>, status: Status, pick: &[Status], sep: &str) -> Outcome {
-    let expected = join(parts.iter().map(|o| o.expected.clone()), sep);
+    let expected = join_expected(&parts, sep);
     let chosen: Vec<&Outcome> = parts.iter().filter(|o| pick.contains(&o.status)).collect();
     Outcome {
         status,
@@ -328,7 +346,7 @@ fn any(parts: Vec<Outcome>) -> Outcome {
     };
     if status == Status::Pass {
         // One passing part is the reason; its details alone explain it.
-        let expected = join(parts.iter().map(|o| o.expected.clone()), " or ");
+        let expected = join_expected(&parts, " or ");
         if let Some(first) = parts.into_iter().find(|o| o.status == Status::Pass) {
             return Outcome { expected, ..first };
         }

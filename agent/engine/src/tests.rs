@@ -633,7 +633,7 @@ fn file_table() {
                 Some(&["hello"]),
             ),
             Status::Fail,
-            "no line matches",
+            "no matching line",
         ),
         row(
             "contains on missing file",

@@ -11,7 +11,7 @@ pub const TABLE_WIDTH: usize = 80;
 const STATUS_WIDTH: usize = 6;
 const SEVERITY_WIDTH: usize = 8;
 /// Rule ids are padded to the longest one in the report, up to this width.
-const MAX_ID_WIDTH: usize = 40;
+const MAX_ID_WIDTH: usize = 32;
 /// Details (expected, actual, evidence) are indented under their rule.
 const INDENT: &str = "        ";
 
@@ -59,10 +59,14 @@ fn truncate(text: &str, width: usize) -> String {
 }
 
 /// Replaces control characters (escape sequences from hostile files must not
-/// reach the terminal) with `?`.
+/// reach the terminal) with `?`, and tabs with a space.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
         .collect()
 }
 

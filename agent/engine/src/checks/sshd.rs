@@ -1,7 +1,7 @@
 //! `sshd_config` checks: effective values, for one connection or for every
 //! connection the `Match` blocks could describe.
 
-use hardend_facts::sshd::{self as model, Connection, SshdConfig, SshdFact};
+use hardend_facts::sshd::{self as model, Connection, EffectiveValue, SshdConfig, SshdFact};
 use hardend_facts::{AccountsFact, Evidence, Facts};
 use hardend_policy::{MissingSshd, SshdCheck, SshdMatch};
 
@@ -73,9 +73,37 @@ fn for_connection(
     Outcome::verdict(
         compare::holds(&check.compare, &value.value, Case::Insensitive),
         expected,
-        value.value.clone(),
-        value.evidence.into_iter().collect(),
+        show(&value.value),
+        evidence_of(config, keyword, &value),
     )
+}
+
+/// An empty effective value (an unset list such as `AllowUsers`) reads as `(empty)`.
+fn show(value: &str) -> String {
+    if value.is_empty() {
+        "(empty)".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The line that set the value, or for a compiled default the main file
+/// with a note saying so.
+fn evidence_of(config: &SshdConfig, keyword: &str, value: &EffectiveValue) -> Vec<Evidence> {
+    match &value.evidence {
+        Some(e) => vec![e.clone()],
+        None => {
+            let file = config
+                .files
+                .first()
+                .cloned()
+                .unwrap_or_else(|| model::SSHD_DIR.to_string() + "/sshd_config");
+            vec![Evidence::text(
+                file,
+                format!("{keyword} not set: OpenSSH default {}", show(&value.value)),
+            )]
+        }
+    }
 }
 
 /// The groups of `user` (primary group and supplementary memberships), for
@@ -135,11 +163,10 @@ fn for_every_connection(
     let failing: Vec<&model::Variant> = variants.iter().filter(|v| !ok(&v.value.value)).collect();
     let global = variants.iter().find(|v| v.block.is_none());
     if failing.is_empty() {
-        let actual = global.map(|g| g.value.value.clone()).unwrap_or_default();
+        let actual = global.map(|g| show(&g.value.value)).unwrap_or_default();
         let evidence = global
-            .and_then(|g| g.value.evidence.clone())
-            .into_iter()
-            .collect();
+            .map(|g| evidence_of(config, keyword, &g.value))
+            .unwrap_or_default();
         return Outcome::verdict(true, expected, actual, evidence);
     }
     let mut actual = Vec::new();
@@ -147,8 +174,8 @@ fn for_every_connection(
     for v in failing {
         match v.block.and_then(|i| config.blocks.get(i)) {
             None => {
-                actual.push(v.value.value.clone());
-                evidence.extend(v.value.evidence.clone());
+                actual.push(show(&v.value.value));
+                evidence.extend(evidence_of(config, keyword, &v.value));
             }
             Some(block) => {
                 let label = block
@@ -156,7 +183,7 @@ fn for_every_connection(
                     .text
                     .clone()
                     .unwrap_or_else(|| "Match block".to_string());
-                actual.push(format!("{} in {label}", v.value.value));
+                actual.push(format!("{} in {label}", show(&v.value.value)));
                 evidence.push(block.evidence.clone());
                 evidence.extend(v.value.evidence.clone());
             }
