@@ -231,7 +231,8 @@ mod tests {
     fn missing_default_directories_are_an_error_only_when_all_are_missing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope");
-        let err = load_configured_policies(&[missing.clone()]).expect_err("none exists");
+        let err =
+            load_configured_policies(std::slice::from_ref(&missing)).expect_err("none exists");
         assert!(matches!(err, CheckError::NoPolicyDirectory { .. }));
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).expect("mkdir");

@@ -262,7 +262,9 @@ fn xml_elements(text: &str) -> Vec<(String, Vec<(String, String)>)> {
                         let a = a.expect("attribute");
                         (
                             a.key.as_ref().to_string(),
-                            a.unescape_value().expect("escaped value").into_owned(),
+                            a.normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                                .expect("escaped value")
+                                .into_owned(),
                         )
                     })
                     .collect();

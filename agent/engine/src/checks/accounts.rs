@@ -72,7 +72,7 @@ pub(crate) fn eval(check: &AccountsCheck, facts: &Facts) -> Outcome {
     }
 }
 
-fn read<'a, T>(p: &'a Probed<T>) -> Result<&'a T, String> {
+fn read<T>(p: &Probed<T>) -> Result<&T, String> {
     p.as_ref().map_err(|e| e.message.clone())
 }
 
