@@ -221,7 +221,72 @@ impl SshdConfig {
             main: main.to_string(),
         };
         p.file(main, 0, None)?;
+        p.cfg.check_startup()?;
         Ok(p.cfg)
+    }
+
+    /// The checks sshd makes on the global values when it starts.
+    fn check_startup(&self) -> Result<(), SshdError> {
+        self.check_any_alone(|b| self.first_pass_active(b))?;
+        let global = self.fold_global();
+        let Some(slot) = global.get("authenticationmethods") else {
+            return Ok(());
+        };
+        let Some(list) = slot.items.first() else {
+            return Ok(());
+        };
+        if list == "any" {
+            return Ok(());
+        }
+        let enabled = |method: &str| -> bool {
+            let name = method.split_once(':').map_or(method, |(n, _)| n);
+            let keyword = match name {
+                "publickey" => "pubkeyauthentication",
+                "password" => "passwordauthentication",
+                "keyboard-interactive" => "kbdinteractiveauthentication",
+                "hostbased" => "hostbasedauthentication",
+                "gssapi-with-mic" => "gssapiauthentication",
+                "gssapi-keyex" => "gssapikeyexchange",
+                _ => return false,
+            };
+            let value = global
+                .get(keyword)
+                .and_then(|s| s.items.first().cloned())
+                .unwrap_or_else(|| keywords::default_value(keyword).to_string());
+            value == "yes"
+        };
+        if list.split(' ').any(|l| l.split(',').all(enabled)) {
+            return Ok(());
+        }
+        Err(SshdError::Syntax {
+            path: slot.evidence.path.clone(),
+            line: slot.evidence.line.unwrap_or(0),
+            message: "AuthenticationMethods cannot be satisfied by enabled authentication methods"
+                .to_string(),
+        })
+    }
+
+    /// sshd refuses `AuthenticationMethods any` on any line once an applying
+    /// line has set the methods in the same pass (even when the `any` line
+    /// itself is in a block that does not apply).
+    fn check_any_alone(&self, active: impl Fn(Option<usize>) -> bool) -> Result<(), SshdError> {
+        let mut set = false;
+        for d in &self.directives {
+            if d.keyword != "authenticationmethods" {
+                continue;
+            }
+            if set && d.args.first().is_some_and(|a| a == "any") {
+                return Err(SshdError::Syntax {
+                    path: d.evidence.path.clone(),
+                    line: d.evidence.line.unwrap_or(0),
+                    message: "\"any\" must appear alone in AuthenticationMethods".to_string(),
+                });
+            }
+            if active(d.block) {
+                set = true;
+            }
+        }
+        Ok(())
     }
 
     /// Whether block `b` and every block it was included under apply. With
@@ -369,8 +434,10 @@ impl SshdConfig {
 
     /// The reasons `sshd -T -C` would refuse this connection specification:
     /// a `Match LocalPort` that is evaluated while the connection has no
-    /// local port.
+    /// local port, or an `AuthenticationMethods any` after an applying Match
+    /// line already set the methods.
     pub fn check_connection(&self, conn: &Connection) -> Result<(), SshdError> {
+        self.check_any_alone(|b| b.is_some_and(|b| self.block_applies(b, Some(conn))))?;
         if conn.lport.is_some_and(|p| p != 0) {
             return Ok(());
         }
@@ -758,8 +825,9 @@ fn parse_match(rest: &str) -> Result<Vec<Criterion>, String> {
     Ok(out)
 }
 
-/// sshd's `derelativise_path` with `/` as the working directory and root's
-/// home for `~`.
+/// sshd's `derelativise_path` with `/` as the working directory (as under
+/// systemd) and root's home for `~`: a relative `issue` becomes `//issue`,
+/// exactly as sshd joins them.
 fn derelativise(p: &str) -> String {
     if p.eq_ignore_ascii_case("none") {
         return "none".to_string();
@@ -774,7 +842,7 @@ fn derelativise(p: &str) -> String {
     if expanded.starts_with('/') {
         expanded
     } else {
-        format!("/{expanded}")
+        format!("//{expanded}")
     }
 }
 

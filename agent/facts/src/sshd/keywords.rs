@@ -578,7 +578,8 @@ pub(super) fn a2port(s: &str) -> Option<u16> {
 /// Log level names as sshd reads them, and the name `sshd -T` prints.
 pub(super) fn log_level(s: &str) -> Option<&'static str> {
     const LEVELS: &[(&str, &str)] = &[
-        ("quiet", "QUIET"),
+        ("quiet", "SILENT"),
+        ("silent", "SILENT"),
         ("fatal", "FATAL"),
         ("error", "ERROR"),
         ("info", "INFO"),
