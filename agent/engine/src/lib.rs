@@ -155,7 +155,8 @@ pub fn evaluate_rule(policy: &Policy, rule: &Rule, facts: &Facts, ctx: &Context)
     result
 }
 
-/// Turns a `fail` or `error` into `waived` when an unexpired waiver covers it.
+/// Turns a `fail` or `error` into `waived` when an unexpired waiver covers
+/// it; a matching waiver that has expired is named in the message.
 fn apply_waivers(result: &mut RuleResult, ctx: &Context) {
     if !matches!(result.status, Status::Fail | Status::Error) {
         return;
@@ -164,15 +165,30 @@ fn apply_waivers(result: &mut RuleResult, ctx: &Context) {
         .waivers
         .iter()
         .find(|w| w.policy == result.policy && w.rule == result.rule && w.expires >= ctx.today);
-    if let Some(w) = waiver {
-        result.waived_status = Some(result.status);
-        result.status = Status::Waived;
-        let note = format!("waived until {}: {}", w.expires, w.reason);
-        result.message = Some(match result.message.take() {
-            Some(m) => format!("{m}; {note}"),
-            None => note,
-        });
-    }
+    let note = match waiver {
+        Some(w) => {
+            result.waived_status = Some(result.status);
+            result.status = Status::Waived;
+            format!("waived until {}: {}", w.expires, w.reason)
+        }
+        None => {
+            // An expired waiver does not apply, but the operator should learn
+            // that it lapsed rather than wonder why the rule fails again.
+            let expired = ctx
+                .waivers
+                .iter()
+                .filter(|w| w.policy == result.policy && w.rule == result.rule)
+                .max_by_key(|w| w.expires);
+            match expired {
+                Some(w) => format!("waiver expired on {}: {}", w.expires, w.reason),
+                None => return,
+            }
+        }
+    };
+    result.message = Some(match result.message.take() {
+        Some(m) => format!("{m}; {note}"),
+        None => note,
+    });
 }
 
 /// Assembles the `hardend.report/v1` document.

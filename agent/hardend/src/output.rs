@@ -145,9 +145,7 @@ fn row(out: &mut String, r: &RuleResult, colour: bool, id_width: usize) {
     for ev in &r.evidence {
         let _ = writeln!(out, "{INDENT}{}", printable(&evidence_line(ev)));
     }
-    if r.status == Status::Waived
-        && let Some(m) = &r.message
-    {
+    if let Some(m) = &r.message {
         detail(out, "message: ", m);
     }
 }
