@@ -161,7 +161,9 @@ pub fn check_policies(
             });
         }
     }
-    let started_at = jiff::Timestamp::now();
+    let now = jiff::Timestamp::now();
+    // Milliseconds are plenty for a report, and keep the timestamp readable.
+    let started_at = now.round(jiff::Unit::Millisecond).unwrap_or(now);
     let clock = Instant::now();
     let today = today.unwrap_or_else(|| jiff::Zoned::now().date());
     let probe = Probe::new(root);

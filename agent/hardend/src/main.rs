@@ -58,7 +58,8 @@ struct CheckArgs {
     /// How to print the results.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// The lowest severity whose failure or error makes the exit code 1.
+    /// The lowest severity whose failure or error makes the exit code 1:
+    /// critical, high, medium or low.
     #[arg(long, value_name = "SEVERITY", default_value = "low", value_parser = parse_severity)]
     fail_on: Severity,
     /// Never colour the table (colour is used only on a terminal, and never
