@@ -109,7 +109,7 @@ pub fn hostname(fs: &RootFs) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The first non-comment line, without control characters, at most 253 bytes.
+/// The first non-comment line, without control characters, at most 253 characters.
 fn clean_hostname(text: &str) -> Option<String> {
     let line = text
         .lines()
