@@ -60,6 +60,30 @@ fn main() {
         report(&format!("in-process full evaluation, root {}", root.display()), &samples);
     }
 
+    // Where the time goes on each root: the slowest facts, each probed alone.
+    for root in &roots {
+        let probe = Probe::new(root);
+        let keys = required_facts(&policies);
+        let mut costs: Vec<(Duration, String)> = keys
+            .iter()
+            .map(|key| {
+                let mut facts = hardend_facts::Facts::default();
+                let t = Instant::now();
+                for _ in 0..5 {
+                    probe.collect_one(key, &mut facts);
+                }
+                (t.elapsed() / 5, format!("{key:?}"))
+            })
+            .collect();
+        costs.sort_by(|a, b| b.0.cmp(&a.0));
+        let line: Vec<String> = costs
+            .iter()
+            .take(5)
+            .map(|(d, k)| format!("{k} {:.2} ms", d.as_secs_f64() * 1000.0))
+            .collect();
+        println!("slowest facts on {}: {}", root.display(), line.join(", "));
+    }
+
     let hardend = release_or_debug_program("hardend");
     for root in &roots {
         let mut peak_rss_kb = 0i64;
