@@ -486,7 +486,7 @@ fn merge<'a>(out: &mut BTreeMap<&'a str, Slot>, d: &'a Directive) {
     };
     match spec.kind {
         Kind::Ignored | Kind::Match | Kind::Include => {}
-        Kind::Append | Kind::Port | Kind::ListenAddress | Kind::HostKey => {
+        Kind::Append | Kind::Port | Kind::ListenAddress | Kind::HostKey | Kind::Subsystem => {
             let slot = out.entry(spec.name).or_insert_with(|| Slot {
                 items: Vec::new(),
                 evidence: d.evidence.clone(),
@@ -1026,8 +1026,22 @@ fn normalize(spec: &Spec, line: &lex::Line) -> Result<Vec<String>, String> {
             if args.iter().any(String::is_empty) {
                 return Err(format!("keyword {kw} empty argument"));
             }
-            if kw == "setenv" && args.iter().any(|a| !a.contains('=')) {
-                return Err("Invalid environment".to_string());
+            if kw == "setenv" {
+                if args.iter().any(|a| !a.contains('=')) {
+                    return Err("Invalid environment".to_string());
+                }
+                // Printed one per line; a name given twice keeps its first value.
+                let mut out: Vec<String> = Vec::new();
+                for a in args {
+                    let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
+                    if !out
+                        .iter()
+                        .any(|o| o.split_once('=').is_some_and(|(n, _)| n == name))
+                    {
+                        out.push(a.clone());
+                    }
+                }
+                return Ok(out);
             }
             one(args.join(" "))
         }
@@ -1083,6 +1097,41 @@ fn normalize(spec: &Spec, line: &lex::Line) -> Result<Vec<String>, String> {
         Kind::PermitUserEnv => {
             at_most(1)?;
             one(need()?.to_string())
+        }
+        Kind::Subsystem => {
+            if args.len() < 2 {
+                return Err("Missing subsystem command".to_string());
+            }
+            one(args.join(" "))
+        }
+        Kind::IpQos => {
+            at_most(2)?;
+            let a = need()?;
+            let interactive =
+                keywords::ipqos_name(a).ok_or_else(|| format!("Bad {kw} value: {a}"))?;
+            let bulk = match args.get(1) {
+                Some(b) => keywords::ipqos_name(b).ok_or_else(|| format!("Bad {kw} value: {b}"))?,
+                None => interactive.clone(),
+            };
+            one(format!("{interactive} {bulk}"))
+        }
+        Kind::RekeyLimit => {
+            at_most(2)?;
+            let a = need()?;
+            let limit = if a == "default" {
+                0
+            } else {
+                let v = keywords::scan_scaled(a).ok_or_else(|| format!("Bad {kw} number '{a}'"))?;
+                if v != 0 && v < 16 {
+                    return Err(format!("{kw} too small"));
+                }
+                v
+            };
+            let interval = match args.get(1).map(String::as_str) {
+                None | Some("none") => 0,
+                Some(t) => keywords::convtime(t).ok_or_else(|| "invalid time value".to_string())?,
+            };
+            one(format!("{limit} {interval}"))
         }
         Kind::Ignored => Ok(Vec::new()),
         Kind::Loose => {

@@ -50,6 +50,12 @@ pub(super) enum Kind {
     LogFacility,
     /// `PermitUserEnvironment`: `yes`, `no` or a pattern list.
     PermitUserEnv,
+    /// `Subsystem name command...`: one entry per line, appended.
+    Subsystem,
+    /// `IPQoS interactive [bulk]`.
+    IpQos,
+    /// `RekeyLimit size [interval]`.
+    RekeyLimit,
     /// Deprecated or unsupported: accepted with any arguments, no effect.
     Ignored,
     /// `Match`.
@@ -175,7 +181,7 @@ pub(super) const SPECS: &[Spec] = &[
     s("permitemptypasswords", Kind::Flag, A),
     s("permituserenvironment", Kind::PermitUserEnv, G),
     s("compression", Kind::Multi(COMPRESSION), G),
-    s("rekeylimit", Kind::Loose, A),
+    s("rekeylimit", Kind::RekeyLimit, A),
     s("tcpkeepalive", Kind::Flag, G),
     s("allowtcpforwarding", Kind::Multi(TCP_FORWARDING), A),
     s("allowagentforwarding", Kind::Flag, A),
@@ -186,7 +192,7 @@ pub(super) const SPECS: &[Spec] = &[
     s("ciphers", Kind::Algos(Algo::Cipher), G),
     s("macs", Kind::Algos(Algo::Mac), G),
     s("gatewayports", Kind::Multi(GATEWAY_PORTS), A),
-    s("subsystem", Kind::Loose, G),
+    s("subsystem", Kind::Subsystem, G),
     last("maxstartups", Kind::MaxStartups, G),
     last("persourcemaxstartups", Kind::Loose, G),
     last("persourcenetblocksize", Kind::Loose, G),
@@ -213,7 +219,7 @@ pub(super) const SPECS: &[Spec] = &[
     s("authorizedprincipalsfile", Kind::Word, A),
     s("kexalgorithms", Kind::Algos(Algo::Kex), G),
     s("include", Kind::Include, A),
-    last("ipqos", Kind::Loose, A),
+    last("ipqos", Kind::IpQos, A),
     s("authorizedkeyscommand", Kind::Command, A),
     s("authorizedkeyscommanduser", Kind::Word, A),
     s("authorizedprincipalscommand", Kind::Command, A),
@@ -618,4 +624,64 @@ pub(super) fn auth_method_valid(list: &str) -> bool {
         let name = m.split_once(':').map_or(m, |(n, _)| n);
         METHODS.contains(&name)
     })
+}
+
+/// sshd's `scan_scaled` for whole numbers: digits with an optional
+/// K, M, G, T, P or E suffix (powers of 1024).
+pub(super) fn scan_scaled(s: &str) -> Option<u64> {
+    let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return None;
+    }
+    let value: u64 = s[..digits].parse().ok()?;
+    let shift = match &s[digits..] {
+        "" | "b" | "B" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        "p" | "P" => 50,
+        "e" | "E" => 60,
+        _ => return None,
+    };
+    value.checked_mul(1u64 << shift)
+}
+
+/// The IPQoS names sshd knows, in its lower-case spelling.
+pub(super) fn ipqos_name(s: &str) -> Option<String> {
+    const NAMES: &[&str] = &[
+        "af11",
+        "af12",
+        "af13",
+        "af21",
+        "af22",
+        "af23",
+        "af31",
+        "af32",
+        "af33",
+        "af41",
+        "af42",
+        "af43",
+        "cs0",
+        "cs1",
+        "cs2",
+        "cs3",
+        "cs4",
+        "cs5",
+        "cs6",
+        "cs7",
+        "ef",
+        "le",
+        "lowdelay",
+        "throughput",
+        "reliability",
+        "none",
+    ];
+    let lower = s.to_ascii_lowercase();
+    if NAMES.contains(&lower.as_str()) {
+        return Some(lower);
+    }
+    // Numeric values are printed back in hex.
+    let v = s.parse::<u8>().ok()?;
+    Some(format!("0x{v:02x}"))
 }
