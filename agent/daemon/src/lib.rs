@@ -1,0 +1,9 @@
+//! The hardend daemon (`hardend run`): watches the sources behind every fact,
+//! re-evaluates what a change touches, turns status changes into drift events,
+//! writes them to journald, keeps state across restarts, and serves the local
+//! gRPC API on a Unix socket. This crate is the only one that knows tokio and
+//! tonic.
+
+pub mod event;
+
+pub use event::{DriftEvent, DriftKind};
