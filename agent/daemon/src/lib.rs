@@ -5,5 +5,7 @@
 //! tonic.
 
 pub mod event;
+pub mod shared;
 
 pub use event::{DriftEvent, DriftKind};
+pub use shared::{AgentView, AlertSink, Command, PolicyInfo, RuleKey, Shared};
