@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use hardend_facts::firewall::{Family, InputChain};
 use hardend_facts::listening::{Proto, Socket};
 use hardend_facts::{FirewallFact, ListeningFact, Live, Probed};
+use hardend_probe::listening::SocketTables;
 use hardend_probe::{RootFs, firewall, listening};
 use hardend_tests::{have_command, is_root, require};
 use serde::Serialize;
@@ -408,4 +409,103 @@ fn listening_probe_sees_the_namespace_listeners_and_their_process() {
     assert_eq!(parsed.len(), 1, "{parsed:#?}");
     assert_eq!(parsed[0].port, TCP4_PORT);
     assert!(parsed[0].is_loopback());
+}
+
+/// Binds a TCP listener on 127.0.0.1, a dual-stack TCP listener on `::`, a
+/// UDP socket on 0.0.0.0 and one on `::1`, plus sockets that do not listen:
+/// an accepted TCP connection (both ends) and a connected UDP socket. Ports
+/// from argv; says `ready` and lives 20 s at most.
+const MIXED_SOCKETS_PROGRAM: &str = "
+import socket, sys, time
+p = [int(a) for a in sys.argv[1:5]]
+t4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t4.bind(('127.0.0.1', p[0]))
+t4.listen()
+t6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+t6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+t6.bind(('::', p[1]))
+t6.listen()
+u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u4.bind(('0.0.0.0', p[2]))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(('::1', p[3]))
+client = socket.create_connection(('127.0.0.1', p[0]))
+server, _ = t4.accept()
+uc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+uc.connect(('127.0.0.1', p[2]))
+print('ready', flush=True)
+time.sleep(20)
+";
+
+const MIXED_PORTS: [u16; 4] = [18081, 18444, 10053, 15354];
+
+#[test]
+fn netlink_and_proc_net_agree_inside_a_namespace() {
+    if inside_netns() {
+        must_run("ip", &["link", "set", "lo", "up"]);
+        let mut child = Command::new("python3")
+            .args(["-c", MIXED_SOCKETS_PROGRAM])
+            .args(MIXED_PORTS.map(|p| p.to_string()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready");
+        assert_eq!(line.trim(), "ready", "the listener did not start");
+        let fs = RootFs::new("/");
+        let netlink =
+            listening::read_sockets(&fs, SocketTables::SockDiag).map_err(|e| e.to_string());
+        let proc = listening::read_sockets(&fs, SocketTables::ProcNet).map_err(|e| e.to_string());
+        let fact = listening::probe(&fs);
+        let _ = child.kill();
+        let _ = child.wait();
+        emit(&netlink);
+        emit(&proc);
+        emit(&fact);
+        emit(&child.id());
+        return;
+    }
+    let Some(values) = rerun_in_netns(
+        "netlink_and_proc_net_agree_inside_a_namespace",
+        &["ip", "python3"],
+    ) else {
+        return;
+    };
+    let netlink: Result<Vec<Socket>, String> = value(&values[0]);
+    let proc: Result<Vec<Socket>, String> = value(&values[1]);
+    let fact: Probed<Live<ListeningFact>> = value(&values[2]);
+    let pid: u32 = value(&values[3]);
+    let netlink = netlink.expect("sock_diag netlink works inside the namespace");
+    let proc = proc.expect("/proc/net is readable inside the namespace");
+    assert_eq!(netlink, proc, "the two sources differ");
+    let Ok(Live::Value(fact)) = fact else {
+        panic!("the probe inside the namespace failed: {fact:?}");
+    };
+    assert_eq!(fact.sockets, netlink, "the probe reports the netlink list");
+
+    // Exactly the four bound sockets, sorted, all owned by the program; the
+    // connection and the connected UDP socket are left out.
+    let seen: Vec<(Proto, String, u16)> = netlink
+        .iter()
+        .map(|s| (s.proto, s.address.to_string(), s.port))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Proto::Tcp, "127.0.0.1".to_string(), MIXED_PORTS[0]),
+            (Proto::Tcp, "::".to_string(), MIXED_PORTS[1]),
+            (Proto::Udp, "0.0.0.0".to_string(), MIXED_PORTS[2]),
+            (Proto::Udp, "::1".to_string(), MIXED_PORTS[3]),
+        ]
+    );
+    for socket in &netlink {
+        assert_ne!(socket.inode, 0, "{socket:?}");
+        let (owner, comm) = socket.process.clone().expect("the owner is found");
+        assert_eq!(owner, pid);
+        assert!(comm.starts_with("python"), "{comm}");
+    }
 }

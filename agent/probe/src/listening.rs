@@ -1,7 +1,14 @@
-//! Listening sockets from `/proc/net/{tcp,tcp6,udp,udp6}`, with the
+//! Listening sockets from the kernel's socket tables (sock_diag netlink, or
+//! `/proc/net/{tcp,tcp6,udp,udp6}` when that is unavailable), with the
 //! processes that own them (from `/proc/[pid]/fd`).
 //!
-//! Sockets are live state: on an offline root the fact is not applicable.
+//! Netlink is asked first because the kernel can then skip its
+//! established-connection table, which `/proc/net/tcp` always walks (see
+//! [`sock_diag`]). Both sources give the same [`Socket`]s, sorted the same
+//! way. Sockets are live state: on an offline root the fact is not
+//! applicable.
+
+pub mod sock_diag;
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,6 +18,7 @@ use hardend_facts::listening::{Proto, Socket};
 use hardend_facts::{ListeningFact, Live, ProbeFailure, Probed};
 
 use crate::{RootError, RootFs};
+pub use sock_diag::SockDiagError;
 
 /// TCP_LISTEN in the kernel's `st` column.
 const TCP_LISTEN: u8 = 0x0A;
@@ -25,6 +33,18 @@ const MAX_COMM_CHARS: usize = 64;
 pub enum ListeningError {
     #[error("cannot read the socket table {path}: {source}")]
     Table { path: String, source: RootError },
+    #[error(transparent)]
+    SockDiag(#[from] SockDiagError),
+}
+
+/// Where the socket list is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketTables {
+    /// The sock_diag netlink interface of the calling process's network
+    /// namespace.
+    SockDiag,
+    /// The `/proc/net` tables below the root.
+    ProcNet,
 }
 
 /// Reads every listening TCP socket and bound UDP socket of the running
@@ -35,12 +55,33 @@ pub fn probe(fs: &RootFs) -> Probed<Live<ListeningFact>> {
             "offline root: listening sockets are state of the running system".to_string(),
         ));
     }
-    read_sockets(fs)
+    // Netlink first; /proc/net when the kernel has no sock_diag for a
+    // protocol (a module missing), or it refuses us.
+    read_sockets(fs, SocketTables::SockDiag)
+        .or_else(|_| read_sockets(fs, SocketTables::ProcNet))
         .map(|sockets| Live::Value(ListeningFact { sockets }))
         .map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
-fn read_sockets(fs: &RootFs) -> Result<Vec<Socket>, ListeningError> {
+/// Reads the sockets from one source, sorted by protocol, address, port and
+/// inode, with their owning processes attached. The root must be live: the
+/// netlink source always describes the calling process's own network
+/// namespace.
+pub fn read_sockets(fs: &RootFs, tables: SocketTables) -> Result<Vec<Socket>, ListeningError> {
+    let mut sockets = match tables {
+        SocketTables::SockDiag => sock_diag::read_sockets()?,
+        SocketTables::ProcNet => read_proc_net(fs)?,
+    };
+    sockets.sort_by(|a, b| {
+        (a.proto, a.address, a.port, a.inode).cmp(&(b.proto, b.address, b.port, b.inode))
+    });
+    if !sockets.is_empty() {
+        attach_processes(fs, &mut sockets);
+    }
+    Ok(sockets)
+}
+
+fn read_proc_net(fs: &RootFs) -> Result<Vec<Socket>, ListeningError> {
     let mut sockets = Vec::new();
     for (path, proto, v6) in [
         ("/proc/net/tcp", Proto::Tcp, false),
@@ -59,9 +100,6 @@ fn read_sockets(fs: &RootFs) -> Result<Vec<Socket>, ListeningError> {
                 });
             }
         }
-    }
-    if !sockets.is_empty() {
-        attach_processes(fs, &mut sockets);
     }
     Ok(sockets)
 }
