@@ -15,7 +15,7 @@
 
 pub mod unit_file;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,8 +61,126 @@ pub enum ServiceError {
 }
 
 /// Reads one unit's files, links and (when live) activity.
+///
+/// For a single unit this looks up only the paths the unit can have (a
+/// one-off [`ServiceIndex`] that lists no directory); to probe many units,
+/// build one index with [`load_index`] and call [`probe_with`].
 pub fn probe(fs: &RootFs, unit: &str) -> Probed<ServiceFact> {
-    inspect(fs, unit).map_err(|e| ProbeFailure::new(e.to_string()))
+    probe_with(fs, unit, &ServiceIndex::unlisted(fs))
+}
+
+/// Reads one unit like [`probe`], with the unit directories read once into
+/// `index` (by [`load_index`] on the same root) instead of once per unit.
+/// The answer is the same as [`probe`]'s.
+pub fn probe_with(fs: &RootFs, unit: &str, index: &ServiceIndex) -> Probed<ServiceFact> {
+    inspect(fs, unit, index).map_err(|e| ProbeFailure::new(e.to_string()))
+}
+
+/// The unit directories of one root, read once for many units: which unit
+/// directories exist, their entries, their dependency directories with
+/// their entries, and the symlinks of the alias directories.
+///
+/// A listing that could not be read is kept as "unlisted", and lookups in it
+/// go to the filesystem path by path, exactly as without an index; so an
+/// index changes how often the disk is asked, never the answer (as long as
+/// the directories do not change while it is used).
+#[derive(Debug, Clone)]
+pub struct ServiceIndex {
+    /// The unit directories that exist, in precedence order.
+    dirs: Vec<&'static str>,
+    /// The entry names of each directory in `dirs` (same order), when listed.
+    listings: Vec<Option<HashSet<String>>>,
+    /// The dependency directories (root-relative) of all unit directories,
+    /// in the order they are searched, with their entry names when listed.
+    dependency_dirs: Vec<(String, Option<HashSet<String>>)>,
+    /// For each alias directory that is a unit directory: its symlinks
+    /// (name, stored target), in name order, when listed.
+    alias_links: Vec<(&'static str, Option<Vec<(String, PathBuf)>>)>,
+    /// Whether systemd runs on the root.
+    systemd_running: bool,
+}
+
+impl ServiceIndex {
+    /// An index that lists nothing: every lookup goes to the filesystem.
+    fn unlisted(fs: &RootFs) -> ServiceIndex {
+        let dirs = unit_dirs(fs);
+        let dependency_dirs = dirs
+            .iter()
+            .flat_map(|dir| dependency_dirs(fs, dir))
+            .map(|sub| (sub, None))
+            .collect();
+        let alias_links = ALIAS_DIRS
+            .into_iter()
+            .filter(|dir| dirs.contains(dir))
+            .map(|dir| (dir, None))
+            .collect();
+        ServiceIndex {
+            listings: vec![None; dirs.len()],
+            dirs,
+            dependency_dirs,
+            alias_links,
+            systemd_running: systemd_running(fs),
+        }
+    }
+
+    /// The listing of unit directory `dir`, when it was read.
+    fn listing(&self, dir: &str) -> Option<&HashSet<String>> {
+        let at = self.dirs.iter().position(|d| *d == dir)?;
+        self.listings.get(at)?.as_ref()
+    }
+}
+
+/// Reads the unit directories of `fs` once, for [`probe_with`].
+pub fn load_index(fs: &RootFs) -> ServiceIndex {
+    let mut index = ServiceIndex::unlisted(fs);
+    index.listings = index
+        .dirs
+        .iter()
+        .map(|dir| {
+            fs.read_dir(dir)
+                .ok()
+                .map(|names| names.into_iter().collect())
+        })
+        .collect();
+    for (sub, names) in &mut index.dependency_dirs {
+        *names = fs
+            .read_dir(sub)
+            .ok()
+            .map(|names| names.into_iter().collect());
+    }
+    for (dir, links) in &mut index.alias_links {
+        *links = fs.read_dir(dir).ok().map(|names| {
+            names
+                .into_iter()
+                .filter_map(|name| {
+                    let target = fs.read_link(&format!("{dir}/{name}")).ok()?;
+                    Some((name, target))
+                })
+                .collect()
+        });
+    }
+    index
+}
+
+/// Whether `name` can be looked up in a directory listing: a single path
+/// component that a lossy listing would show as itself. Other names (an
+/// `Alias=` of a hostile unit file can hold anything) are looked up on the
+/// filesystem, where they mean what they always meant.
+fn listable(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\u{FFFD}')
+}
+
+/// Whether `dir/name` may exist: false only when the listing of `dir` was
+/// read and does not hold `name`.
+fn may_exist(listing: Option<&HashSet<String>>, name: &str) -> bool {
+    match listing {
+        Some(names) if listable(name) => names.contains(name),
+        _ => true,
+    }
 }
 
 /// The unit directories and their dependency directories that exist (host
@@ -85,21 +203,20 @@ pub fn sources(fs: &RootFs, unit: &str) -> Vec<Source> {
     out
 }
 
-fn inspect(fs: &RootFs, unit: &str) -> Result<ServiceFact, ServiceError> {
+fn inspect(fs: &RootFs, unit: &str, index: &ServiceIndex) -> Result<ServiceFact, ServiceError> {
     let name = parse_unit_name(unit)?;
     let read_err = |source| ServiceError::Read {
         unit: unit.to_string(),
         source,
     };
-    let dirs = unit_dirs(fs);
 
     // An instance is looked up by its own name in every directory first,
     // then by its template, as systemd does.
-    let mut found = find_entry(fs, &dirs, &name.name).map_err(read_err)?;
+    let mut found = find_entry(fs, index, &name.name).map_err(read_err)?;
     if found.is_none()
         && let Some(template) = name.template()
     {
-        found = find_entry(fs, &dirs, &template)
+        found = find_entry(fs, index, &template)
             .map_err(read_err)?
             .map(|f| f.instantiate(&name));
     }
@@ -126,36 +243,38 @@ fn inspect(fs: &RootFs, unit: &str) -> Result<ServiceFact, ServiceError> {
         .as_ref()
         .map(|f| f.canonical.clone())
         .unwrap_or_else(|| name.name.clone());
-    for dir in ALIAS_DIRS {
-        if !dirs.contains(&dir) {
-            continue;
-        }
-        for alias in alias_links(fs, dir, &canonical).map_err(read_err)? {
+    for (dir, links) in &index.alias_links {
+        let aliases = match links {
+            Some(links) => aliases_in(dir, links, &canonical),
+            None => alias_links(fs, dir, &canonical).map_err(read_err)?,
+        };
+        for alias in aliases {
             names.insert(alias.name);
             enabled_by.push(alias.evidence);
         }
     }
-    for dir in &dirs {
-        for sub in dependency_dirs(fs, dir) {
-            for candidate in &names {
-                let path = format!("{sub}/{candidate}");
-                match fs.symlink_metadata(&path) {
-                    Ok(_) => {
-                        // Without a unit file of its own, a link counts only
-                        // when it leads to a unit file (a linked unit).
-                        if unit_file.is_none() {
-                            match fs.metadata(&path) {
-                                Ok(md) if md.is_file() => {
-                                    unit_file = fs.resolve(&path).ok().map(|p| relative(fs, &p));
-                                }
-                                _ => continue,
+    for (sub, listing) in &index.dependency_dirs {
+        for candidate in &names {
+            if !may_exist(listing.as_ref(), candidate) {
+                continue;
+            }
+            let path = format!("{sub}/{candidate}");
+            match fs.symlink_metadata(&path) {
+                Ok(_) => {
+                    // Without a unit file of its own, a link counts only
+                    // when it leads to a unit file (a linked unit).
+                    if unit_file.is_none() {
+                        match fs.metadata(&path) {
+                            Ok(md) if md.is_file() => {
+                                unit_file = fs.resolve(&path).ok().map(|p| relative(fs, &p));
                             }
+                            _ => continue,
                         }
-                        enabled_by.push(link_evidence(fs, &path));
                     }
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(read_err(e)),
+                    enabled_by.push(link_evidence(fs, &path));
                 }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(read_err(e)),
             }
         }
     }
@@ -166,7 +285,7 @@ fn inspect(fs: &RootFs, unit: &str) -> Result<ServiceFact, ServiceError> {
         unit_file,
         masked,
         enabled_by,
-        active: activity(fs, &name.name, exists),
+        active: activity(fs, &name.name, exists, index.systemd_running),
     })
 }
 
@@ -202,8 +321,15 @@ fn instantiate_name(candidate: &str, name: &UnitName) -> String {
     }
 }
 
-fn find_entry(fs: &RootFs, dirs: &[&str], file_name: &str) -> Result<Option<Found>, RootError> {
-    for dir in dirs {
+fn find_entry(
+    fs: &RootFs,
+    index: &ServiceIndex,
+    file_name: &str,
+) -> Result<Option<Found>, RootError> {
+    for dir in &index.dirs {
+        if !may_exist(index.listing(dir), file_name) {
+            continue;
+        }
         let path = format!("{dir}/{file_name}");
         let md = match fs.symlink_metadata(&path) {
             Ok(md) => md,
@@ -268,24 +394,47 @@ struct AliasLink {
 
 /// Symlinks in `dir` with another name that point at `canonical`.
 fn alias_links(fs: &RootFs, dir: &str, canonical: &str) -> Result<Vec<AliasLink>, RootError> {
-    let suffix = canonical.rsplit_once('.').map(|(_, s)| s).unwrap_or("");
-    let mut out = Vec::new();
+    let dot_suffix = dot_suffix(canonical);
+    let mut links = Vec::new();
     for entry in fs.read_dir(dir)? {
-        if entry == canonical || !entry.ends_with(&format!(".{suffix}")) {
+        if entry == canonical || !entry.ends_with(&dot_suffix) {
             continue;
         }
-        let path = format!("{dir}/{entry}");
-        let Ok(target) = fs.read_link(&path) else {
+        let Ok(target) = fs.read_link(&format!("{dir}/{entry}")) else {
             continue;
         };
-        if target.file_name().is_some_and(|n| n == canonical) {
-            out.push(AliasLink {
-                name: entry,
-                evidence: Evidence::text(&path, format!("alias -> {}", target.display())),
-            });
-        }
+        links.push((entry, target));
     }
-    Ok(out)
+    Ok(aliases_in(dir, &links, canonical))
+}
+
+/// The aliases of `canonical` among the symlinks `links` (name, stored
+/// target) of `dir`, in the order given: links with another name and the
+/// same suffix whose target's file name is `canonical`.
+fn aliases_in(dir: &str, links: &[(String, PathBuf)], canonical: &str) -> Vec<AliasLink> {
+    let dot_suffix = dot_suffix(canonical);
+    links
+        .iter()
+        .filter(|(entry, target)| {
+            entry != canonical
+                && entry.ends_with(&dot_suffix)
+                && target.file_name().is_some_and(|n| n == canonical)
+        })
+        .map(|(entry, target)| AliasLink {
+            name: entry.clone(),
+            evidence: Evidence::text(
+                format!("{dir}/{entry}"),
+                format!("alias -> {}", target.display()),
+            ),
+        })
+        .collect()
+}
+
+/// The unit type suffix of a name with its dot (`.service`), or `.` for a
+/// name without one.
+fn dot_suffix(name: &str) -> String {
+    let suffix = name.rsplit_once('.').map(|(_, s)| s).unwrap_or("");
+    format!(".{suffix}")
 }
 
 fn link_evidence(fs: &RootFs, path: &str) -> Evidence {
@@ -342,7 +491,7 @@ fn systemd_running(fs: &RootFs) -> bool {
 /// Live activity. A unit with no file at all is inactive wherever it is
 /// asked, unless a running systemd says otherwise (transient and generated
 /// units live outside the unit directories).
-fn activity(fs: &RootFs, unit: &str, exists: bool) -> Live<Probed<bool>> {
+fn activity(fs: &RootFs, unit: &str, exists: bool, systemd_running: bool) -> Live<Probed<bool>> {
     if !fs.is_live() {
         if !exists {
             return Live::Value(Ok(false));
@@ -351,7 +500,7 @@ fn activity(fs: &RootFs, unit: &str, exists: bool) -> Live<Probed<bool>> {
             "offline root: activity is state of the running system".to_string(),
         );
     }
-    if !systemd_running(fs) {
+    if !systemd_running {
         return Live::Value(if exists {
             Err(ProbeFailure::new(ServiceError::NotRunning.to_string()))
         } else {

@@ -38,8 +38,14 @@ impl Root {
         RootFs::new(self.dir.path())
     }
 
+    /// Probes one unit alone, and checks that probing it with an index of
+    /// the whole root gives the same answer.
     fn probe(&self, unit: &str) -> ServiceFact {
-        probe(&self.fs(), unit).unwrap()
+        let fs = self.fs();
+        let alone = probe(&fs, unit).unwrap();
+        let indexed = probe_with(&fs, unit, &load_index(&fs)).unwrap();
+        assert_eq!(alone, indexed, "{unit}: probe and probe_with differ");
+        alone
     }
 }
 
@@ -301,4 +307,115 @@ fn systemctl_states_map_to_activity() {
     assert_eq!(is_active_state("failed"), Some(false));
     assert_eq!(is_active_state(""), None);
     assert_eq!(is_active_state("Failed to connect to bus"), None);
+}
+
+/// A root with many units, aliases, templates, masks and links of every
+/// kind; every unit (and some that do not exist) probed alone and through
+/// one shared index must give the same fact.
+#[test]
+fn probe_and_probe_with_agree_on_many_units() {
+    let root = Root::new();
+    let mut units: Vec<String> = Vec::new();
+    for i in 0..60 {
+        let unit = format!("u{i}.service");
+        let vendor = if i % 2 == 0 {
+            "/lib/systemd/system"
+        } else {
+            "/usr/lib/systemd/system"
+        };
+        let text = if i % 5 == 0 {
+            format!("[Service]\nExecStart=/bin/u{i}\n\n[Install]\nAlias=a{i}.service\n")
+        } else {
+            format!("[Service]\nExecStart=/bin/u{i}\n")
+        };
+        root.file(&format!("{vendor}/{unit}"), &text);
+        match i % 7 {
+            0 => {
+                root.link(
+                    &format!("/etc/systemd/system/multi-user.target.wants/{unit}"),
+                    &format!("{vendor}/{unit}"),
+                );
+            }
+            1 => {
+                root.link(
+                    &format!("{vendor}/sockets.target.requires/{unit}"),
+                    &format!("../{unit}"),
+                );
+            }
+            2 => {
+                root.link(&format!("/etc/systemd/system/{unit}"), "/dev/null");
+            }
+            3 => {
+                root.link(
+                    &format!("/etc/systemd/system/alias{i}.service"),
+                    &format!("{vendor}/{unit}"),
+                )
+                .link(
+                    &format!("/run/systemd/system/graphical.target.upholds/alias{i}.service"),
+                    &format!("{vendor}/{unit}"),
+                );
+            }
+            4 => {
+                root.file(&format!("/run/systemd/system/{unit}"), "");
+            }
+            5 => {
+                root.link(
+                    &format!("/etc/systemd/system/default.target.wants/a{i}.service"),
+                    &format!("{vendor}/{unit}"),
+                );
+            }
+            _ => {}
+        }
+        units.push(unit);
+    }
+    // A linked unit: no unit file of its own, only a wants link to a file
+    // elsewhere; a dangling link; a template with an enabled instance.
+    root.file("/opt/linked.service", "[Service]\n")
+        .link(
+            "/etc/systemd/system/multi-user.target.wants/linked.service",
+            "/opt/linked.service",
+        )
+        .link(
+            "/etc/systemd/system/multi-user.target.wants/dangling.service",
+            "/nowhere/dangling.service",
+        )
+        .file("/lib/systemd/system/getty@.service", "[Service]\n")
+        .link(
+            "/etc/systemd/system/getty.target.wants/getty@tty1.service",
+            "/lib/systemd/system/getty@.service",
+        );
+    // A hostile alias that climbs out of the dependency directory.
+    root.file(
+        "/lib/systemd/system/odd.service",
+        "[Install]\nAlias=../odd.service ./x.service\n",
+    );
+    units.extend(
+        [
+            "linked.service",
+            "dangling.service",
+            "getty@tty1.service",
+            "getty@tty2.service",
+            "odd.service",
+            "absent.service",
+            "a5.service",
+            "alias3.service",
+        ]
+        .map(String::from),
+    );
+
+    let fs = root.fs();
+    let index = load_index(&fs);
+    let mut enabled = 0;
+    let mut masked = 0;
+    for unit in &units {
+        let alone = probe(&fs, unit);
+        let indexed = probe_with(&fs, unit, &index);
+        assert_eq!(alone, indexed, "{unit}");
+        let fact = alone.unwrap();
+        enabled += usize::from(fact.enabled());
+        masked += usize::from(fact.masked);
+    }
+    // The layout above really exercises links and masks.
+    assert!(enabled >= 30, "only {enabled} enabled units");
+    assert!(masked >= 15, "only {masked} masked units");
 }
