@@ -18,7 +18,7 @@ pub mod sysctl;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use hardend_facts::{FactKey, Facts, Source};
+use hardend_facts::{FactKey, Facts, ProbeFailure, Source};
 
 pub use root::{RootError, RootFs};
 
@@ -41,24 +41,56 @@ impl Probe {
 
     /// Reads every fact named in `keys`. Never fails as a whole: a fact that
     /// cannot be read is stored as its failure.
+    ///
+    /// Files read for many keys (the sysctl.d files, the unit directories)
+    /// are read once for all of them. On a live root the firewall probe runs
+    /// on its own thread while the other facts are read, since most of its
+    /// time is spent waiting for `nft`.
     pub fn collect(&self, keys: &BTreeSet<FactKey>) -> Facts {
-        let mut facts = Facts::default();
-        // The sysctl.d files are read once for all the keys, not once per key.
-        let sysctl_config = keys
-            .iter()
-            .any(|k| matches!(k, FactKey::Sysctl(_)))
-            .then(|| sysctl::load_config(&self.fs));
-        for key in keys {
-            match (key, &sysctl_config) {
-                (FactKey::Sysctl(k), Some(config)) => {
-                    facts
-                        .sysctl
-                        .insert(k.clone(), sysctl::probe_with(&self.fs, k, config));
+        let fs = &self.fs;
+        let wants_firewall = keys.contains(&FactKey::Firewall);
+        std::thread::scope(|scope| {
+            let firewall = (wants_firewall && fs.is_live())
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("hardend-firewall".to_string())
+                        .spawn_scoped(scope, || firewall::probe(fs))
+                        // Without a thread the firewall is read in turn below.
+                        .ok()
+                })
+                .flatten();
+            let mut facts = Facts::default();
+            let sysctl_config = keys
+                .iter()
+                .any(|k| matches!(k, FactKey::Sysctl(_)))
+                .then(|| sysctl::load_config(fs));
+            let service_index = keys
+                .iter()
+                .any(|k| matches!(k, FactKey::Service(_)))
+                .then(|| service::load_index(fs));
+            for key in keys {
+                match (key, &sysctl_config, &service_index) {
+                    (FactKey::Sysctl(k), Some(config), _) => {
+                        facts
+                            .sysctl
+                            .insert(k.clone(), sysctl::probe_with(fs, k, config));
+                    }
+                    (FactKey::Service(unit), _, Some(index)) => {
+                        facts
+                            .services
+                            .insert(unit.clone(), service::probe_with(fs, unit, index));
+                    }
+                    (FactKey::Firewall, _, _) if firewall.is_some() => {}
+                    _ => self.collect_one(key, &mut facts),
                 }
-                _ => self.collect_one(key, &mut facts),
             }
-        }
-        facts
+            if let Some(handle) = firewall {
+                facts.firewall = Some(handle.join().unwrap_or_else(|_| {
+                    Err(ProbeFailure::new("the firewall probe panicked".to_string()))
+                }));
+            }
+            facts
+        })
     }
 
     /// Reads one fact into `facts`, replacing what was there.

@@ -127,7 +127,23 @@ fn run_program(
         program: name.to_string(),
         seconds: timeout.as_secs(),
     };
-    let mut pause = Duration::from_millis(1);
+    // A program closes its standard output when it exits, so the reader's
+    // answer is waited for first: it arrives the moment the output ends,
+    // where polling the exit status with growing pauses would oversleep.
+    // A grandchild could keep the pipe open after the program exits; the
+    // reader is waited for only until the deadline.
+    let stdout_read = match out_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        Ok(read) => read,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out());
+        }
+    };
+    // The exit follows the end of the output at once, unless the program
+    // closed its output early; short pauses then, growing to 5 ms.
+    let mut pause = Duration::from_micros(50);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -147,23 +163,17 @@ fn run_program(
             return Err(timed_out());
         }
         thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        pause = (pause * 2).min(Duration::from_millis(5));
     };
 
-    // A grandchild could keep the pipes open after the program exits; the
-    // readers are waited for only until the same deadline.
-    let remaining = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(100));
-    let (stdout, overflow) = match out_rx.recv_timeout(remaining) {
-        Ok(Ok(read)) => read,
-        Ok(Err(source)) => {
+    let (stdout, overflow) = match stdout_read {
+        Ok(read) => read,
+        Err(source) => {
             return Err(CommandError::Io {
                 program: name.to_string(),
                 source,
             });
         }
-        Err(_) => return Err(timed_out()),
     };
     if overflow {
         return Err(CommandError::TooMuchOutput {
