@@ -149,6 +149,75 @@ const MATCH_KEYWORDS: &[(&[&str], &[&str])] = &[
     (&["ChrootDirectory"], &["/srv/%u", "none"]),
 ];
 
+/// More keywords allowed inside Match, less often checked by policies.
+const MORE_MATCH_KEYWORDS: &[(&[&str], &[&str])] = &[
+    (&["KerberosAuthentication"], &["yes", "no"]),
+    (&["GSSAPIAuthentication"], &["yes", "no"]),
+    (&["ExposeAuthInfo"], &["yes", "no"]),
+    (&["PermitUserRC"], &["yes", "no"]),
+    (&["X11DisplayOffset"], &["5", "10", "20"]),
+    (&["StreamLocalBindUnlink"], &["yes", "no"]),
+    (
+        &["AllowStreamLocalForwarding"],
+        &["yes", "no", "local", "all"],
+    ),
+    (&["RequiredRSASize"], &["2048", "3072"]),
+    (&["UnusedConnectionTimeout"], &["none", "1h", "0", "30"]),
+    (
+        &["HostbasedAcceptedAlgorithms", "HostbasedAcceptedKeyTypes"],
+        &["ssh-ed25519", "+ssh-rsa", "-rsa*"],
+    ),
+    (
+        &["PubkeyAcceptedAlgorithms", "PubkeyAcceptedKeyTypes"],
+        &[
+            "ssh-ed25519,rsa-sha2-512",
+            "+ssh-rsa",
+            "-ecdsa*",
+            "^rsa-sha2-256",
+        ],
+    ),
+    (
+        &["CASignatureAlgorithms"],
+        &["ssh-ed25519", "-ssh-ed25519", "+ssh-rsa"],
+    ),
+    (&["TrustedUserCAKeys"], &["/etc/ssh/ca.pub", "none"]),
+    (&["RevokedKeys"], &["/etc/ssh/revoked", "none"]),
+    (&["AuthorizedKeysCommand"], &["/usr/bin/keys %u", "none"]),
+    (&["AuthorizedKeysCommandUser"], &["nobody"]),
+    (
+        &["AuthorizedPrincipalsFile"],
+        &["/etc/ssh/principals/%u", "none"],
+    ),
+    (&["RekeyLimit"], &["1G 1h", "default none", "512M"]),
+    (&["IPQoS"], &["lowdelay", "af21 cs1", "throughput"]),
+    (&["PermitOpen"], &["any", "none", "db:5432 web:80"]),
+    (&["PermitListen"], &["any", "8080", "localhost:9000"]),
+    (
+        &["AuthorizedKeysFile"],
+        &[".ssh/authorized_keys", "/etc/ssh/keys/%u .ssh/k"],
+    ),
+    (&["PermitTTY"], &["yes", "no"]),
+    (&["StreamLocalBindMask"], &["0177", "077"]),
+];
+
+/// More keywords allowed only outside Match.
+const MORE_GLOBAL_KEYWORDS: &[(&[&str], &[&str])] = &[
+    (&["VersionAddendum"], &["none", "hardened"]),
+    (&["FingerprintHash"], &["md5", "sha256"]),
+    (&["PerSourceMaxStartups"], &["none", "10"]),
+    (&["XAuthLocation"], &["/usr/bin/xauth", "none"]),
+    (&["PidFile"], &["/run/other.pid", "none"]),
+    (&["IgnoreUserKnownHosts"], &["yes", "no"]),
+    (
+        &["GSSAPICleanupCredentials", "GSSAPICleanupCreds"],
+        &["yes", "no"],
+    ),
+    (&["KerberosOrLocalPasswd"], &["yes", "no"]),
+    (&["DebianBanner"], &["yes", "no"]),
+    (&["GSSAPIKeyExchange"], &["yes", "no"]),
+    (&["HostKeyAgent"], &["/run/agent.sock", "none"]),
+];
+
 /// Keywords allowed only outside Match.
 const GLOBAL_KEYWORDS: &[(&[&str], &[&str])] = &[
     (
@@ -257,6 +326,16 @@ fn directive(rng: &mut Rng, keyword: &str, value: &str) -> String {
 }
 
 fn pick_kw(rng: &mut Rng, table: &[(&[&str], &[&str])]) -> (String, String) {
+    // A fifth of the draws come from the less common keywords.
+    let table = if rng.chance(20) {
+        if std::ptr::eq(table, MATCH_KEYWORDS) {
+            MORE_MATCH_KEYWORDS
+        } else {
+            MORE_GLOBAL_KEYWORDS
+        }
+    } else {
+        table
+    };
     let (names, values) = table[rng.below(table.len())];
     (rng.pick(names).to_string(), rng.pick(values).to_string())
 }

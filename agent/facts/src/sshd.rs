@@ -229,6 +229,27 @@ impl SshdConfig {
     fn check_startup(&self) -> Result<(), SshdError> {
         self.check_any_alone(|b| self.first_pass_active(b))?;
         let global = self.fold_global();
+        for (command, user) in [
+            ("authorizedkeyscommand", "authorizedkeyscommanduser"),
+            (
+                "authorizedprincipalscommand",
+                "authorizedprincipalscommanduser",
+            ),
+        ] {
+            if let Some(slot) = global.get(command)
+                && slot
+                    .items
+                    .first()
+                    .is_some_and(|c| !c.eq_ignore_ascii_case("none"))
+                && !global.contains_key(user)
+            {
+                return Err(SshdError::Syntax {
+                    path: slot.evidence.path.clone(),
+                    line: slot.evidence.line.unwrap_or(0),
+                    message: format!("{command} set without {user}"),
+                });
+            }
+        }
         let Some(slot) = global.get("authenticationmethods") else {
             return Ok(());
         };
@@ -352,6 +373,21 @@ impl SshdConfig {
             };
         };
         let name = spec.name;
+        if spec.kind == Kind::RekeyLimit {
+            let pick =
+                |m: &BTreeMap<&str, Slot>| m.get(name).and_then(|s| s.items.first().cloned());
+            let from_match = matched.get(name);
+            let combined = combine_rekey(
+                &pick(matched).unwrap_or_else(|| "- -".to_string()),
+                &combine_rekey(&pick(global).unwrap_or_else(|| "- -".to_string()), "0 0"),
+            );
+            return EffectiveValue {
+                value: combined,
+                evidence: from_match
+                    .or_else(|| global.get(name))
+                    .map(|s| s.evidence.clone()),
+            };
+        }
         if spec.in_match
             && let Some(slot) = matched.get(name)
         {
@@ -486,6 +522,36 @@ fn merge<'a>(out: &mut BTreeMap<&'a str, Slot>, d: &'a Directive) {
     };
     match spec.kind {
         Kind::Ignored | Kind::Match | Kind::Include => {}
+        Kind::UnusedTimeout if d.value.first().is_some_and(|v| v == "none") => {
+            // sshd stores `none` whenever the line applies, over any earlier
+            // value; a time only fills an unset value.
+            out.insert(
+                spec.name,
+                Slot {
+                    items: d.value.clone(),
+                    evidence: d.evidence.clone(),
+                },
+            );
+        }
+        Kind::RekeyLimit => {
+            // The size and the interval are two settings, each first-wins.
+            let new = d.value.first().cloned().unwrap_or_default();
+            match out.get_mut(spec.name) {
+                None => {
+                    out.insert(
+                        spec.name,
+                        Slot {
+                            items: vec![new],
+                            evidence: d.evidence.clone(),
+                        },
+                    );
+                }
+                Some(slot) => {
+                    let old = slot.items.first().cloned().unwrap_or_default();
+                    slot.items = vec![combine_rekey(&old, &new)];
+                }
+            }
+        }
         Kind::Append | Kind::Port | Kind::ListenAddress | Kind::HostKey | Kind::Subsystem => {
             let slot = out.entry(spec.name).or_insert_with(|| Slot {
                 items: Vec::new(),
@@ -535,6 +601,16 @@ fn merge<'a>(out: &mut BTreeMap<&'a str, Slot>, d: &'a Directive) {
             });
         }
     }
+}
+
+/// Combines two `RekeyLimit` values part by part: `-` marks an unset part,
+/// which the other value fills.
+fn combine_rekey(first: &str, second: &str) -> String {
+    let (l1, i1) = first.split_once(' ').unwrap_or((first, "-"));
+    let (l2, i2) = second.split_once(' ').unwrap_or((second, "-"));
+    let limit = if l1 == "-" { l2 } else { l1 };
+    let interval = if i1 == "-" { i2 } else { i1 };
+    format!("{limit} {interval}")
 }
 
 /// `listenaddress` as `sshd -T` prints it: each address with its port (or
@@ -770,8 +846,7 @@ impl Parser<'_> {
 fn parse_match(rest: &str) -> Result<Vec<Criterion>, String> {
     let mut out = Vec::new();
     let mut cur = Some(rest);
-    loop {
-        let Some(s) = cur else { break };
+    while let Some(s) = cur {
         let (tok, next) = lex::strdelim(s);
         cur = next;
         let Some(attrib) = tok else { break };
@@ -1026,6 +1101,26 @@ fn normalize(spec: &Spec, line: &lex::Line) -> Result<Vec<String>, String> {
             if args.iter().any(String::is_empty) {
                 return Err(format!("keyword {kw} empty argument"));
             }
+            if kw == "permitopen" || kw == "permitlisten" {
+                if args[0] == "any" || args[0] == "none" {
+                    if args.len() > 1 {
+                        return Err(format!("keyword {kw} extra arguments at end of line"));
+                    }
+                    return one(args[0].clone());
+                }
+                // A bare port in PermitListen means any listen host.
+                let shown: Vec<String> = args
+                    .iter()
+                    .map(|a| {
+                        if kw == "permitlisten" && !a.contains(':') {
+                            format!("*:{a}")
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect();
+                return one(shown.join(" "));
+            }
             if kw == "setenv" {
                 if args.iter().any(|a| !a.contains('=')) {
                     return Err("Invalid environment".to_string());
@@ -1128,8 +1223,10 @@ fn normalize(spec: &Spec, line: &lex::Line) -> Result<Vec<String>, String> {
                 v
             };
             let interval = match args.get(1).map(String::as_str) {
-                None | Some("none") => 0,
-                Some(t) => keywords::convtime(t).ok_or_else(|| "invalid time value".to_string())?,
+                None | Some("none") => "-".to_string(),
+                Some(t) => keywords::convtime(t)
+                    .ok_or_else(|| "invalid time value".to_string())?
+                    .to_string(),
             };
             one(format!("{limit} {interval}"))
         }

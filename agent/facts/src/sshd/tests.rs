@@ -760,6 +760,10 @@ const REJECTED: &[(&str, &str)] = &[
         "regression_authmethods_any_after_set",
         "AuthenticationMethods publickey\nMatch User bob\nAuthenticationMethods any\n",
     ),
+    (
+        "regression_keys_command_without_user",
+        "AuthorizedKeysCommand /usr/bin/keys %u\n",
+    ),
     ("include_loop", "Include /etc/ssh/sshd_config\n"),
     ("include_without_argument", "Include\n"),
 ];
