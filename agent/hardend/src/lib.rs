@@ -15,11 +15,8 @@ use std::time::Instant;
 
 use hardend_engine::{Context, HostInfo, Report, Status};
 use hardend_policy::config::{AgentConfig, ConfigError};
-use hardend_policy::{Policy, PolicyError, Severity, Waiver};
+use hardend_policy::{ConfiguredPoliciesError, Policy, PolicyError, Severity, Waiver};
 use hardend_probe::{Probe, RootFs};
-
-/// The longest hostname DNS allows; anything longer in a file is cut.
-const MAX_HOSTNAME: usize = 253;
 
 /// What `hardend check` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -83,44 +80,17 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, CheckError> {
 /// Configured policy directories: those that exist are loaded, missing ones
 /// are skipped, and none existing is an error.
 pub fn load_configured_policies(dirs: &[PathBuf]) -> Result<Vec<Policy>, CheckError> {
-    let existing: Vec<PathBuf> = dirs.iter().filter(|p| p.exists()).cloned().collect();
-    if existing.is_empty() {
-        return Err(CheckError::NoPolicyDirectory {
-            tried: dirs.to_vec(),
-        });
-    }
-    hardend_policy::load_paths(&existing).map_err(CheckError::Policy)
+    hardend_policy::load_configured(dirs).map_err(|e| match e {
+        ConfiguredPoliciesError::NoPolicyDirectory { tried } => {
+            CheckError::NoPolicyDirectory { tried }
+        }
+        ConfiguredPoliciesError::Policy(errors) => CheckError::Policy(errors),
+    })
 }
 
-/// The host's name: the root's `/etc/hostname` for an image, the kernel's
-/// (`/proc/sys/kernel/hostname`) for the running system. Never fails:
-/// `unknown` when neither can be read.
+/// The host's name (see [`hardend_probe::root::hostname`]).
 pub fn hostname(fs: &RootFs) -> String {
-    let sources: &[&str] = if fs.is_live() {
-        &["/proc/sys/kernel/hostname", "/etc/hostname"]
-    } else {
-        &["/etc/hostname"]
-    };
-    sources
-        .iter()
-        .filter_map(|p| fs.read_to_string(p).ok())
-        .filter_map(|text| clean_hostname(&text))
-        .next()
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// The first non-comment line, without control characters, at most 253 characters.
-fn clean_hostname(text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
-    let clean: String = line
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_HOSTNAME)
-        .collect();
-    (!clean.is_empty()).then_some(clean)
+    hardend_probe::root::hostname(fs)
 }
 
 /// Runs one evaluation: loads the policies, probes the facts they need below
@@ -209,36 +179,4 @@ pub fn validate(paths: &[PathBuf]) -> Result<ValidateSummary, Vec<PolicyError>> 
         policies: policies.len(),
         rules: policies.iter().map(|p| p.rules.len()).sum(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostname_comes_from_the_image_and_is_cleaned() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let fs = RootFs::new(dir.path());
-        assert_eq!(hostname(&fs), "unknown");
-        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
-        std::fs::write(
-            dir.path().join("etc/hostname"),
-            "# comment\n\n  web-1\u{1b}[31m \nother\n",
-        )
-        .expect("write");
-        assert_eq!(hostname(&fs), "web-1[31m");
-    }
-
-    #[test]
-    fn missing_default_directories_are_an_error_only_when_all_are_missing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let missing = dir.path().join("nope");
-        let err =
-            load_configured_policies(std::slice::from_ref(&missing)).expect_err("none exists");
-        assert!(matches!(err, CheckError::NoPolicyDirectory { .. }));
-        let empty = dir.path().join("empty");
-        std::fs::create_dir(&empty).expect("mkdir");
-        let policies = load_configured_policies(&[missing, empty]).expect("one exists");
-        assert!(policies.is_empty());
-    }
 }

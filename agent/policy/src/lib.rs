@@ -15,5 +15,5 @@ mod reader;
 pub mod validate;
 
 pub use error::PolicyError;
-pub use load::{load_paths, parse_policy};
+pub use load::{ConfiguredPoliciesError, load_configured, load_paths, parse_policy};
 pub use model::*;

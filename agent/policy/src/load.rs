@@ -180,6 +180,38 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Policy>, Vec<PolicyError>> {
     }
 }
 
+/// Why the configured policy directories could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfiguredPoliciesError {
+    /// None of the configured directories exists.
+    #[error("no policy directory exists (looked in {})", show_paths(.tried))]
+    NoPolicyDirectory { tried: Vec<PathBuf> },
+    /// Some policy file is invalid; each error is `file:line:col: message`.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Policy(Vec<PolicyError>),
+}
+
+fn show_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads the configured policy directories (the agent configuration's
+/// `policies`): those that exist are loaded, missing ones are skipped, and
+/// none existing is an error.
+pub fn load_configured(dirs: &[PathBuf]) -> Result<Vec<Policy>, ConfiguredPoliciesError> {
+    let existing: Vec<PathBuf> = dirs.iter().filter(|p| p.exists()).cloned().collect();
+    if existing.is_empty() {
+        return Err(ConfiguredPoliciesError::NoPolicyDirectory {
+            tried: dirs.to_vec(),
+        });
+    }
+    load_paths(&existing).map_err(ConfiguredPoliciesError::Policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +223,20 @@ mod tests {
         assert!(!is_policy_file_name(".hidden.yaml"));
         assert!(!is_policy_file_name("notes.txt"));
         assert!(!is_policy_file_name("a.yaml.bak"));
+    }
+
+    #[test]
+    fn missing_configured_directories_are_an_error_only_when_all_are_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        let err = load_configured(std::slice::from_ref(&missing)).expect_err("none exists");
+        assert!(matches!(
+            err,
+            ConfiguredPoliciesError::NoPolicyDirectory { .. }
+        ));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let policies = load_configured(&[missing, empty]).expect("one exists");
+        assert!(policies.is_empty());
     }
 }

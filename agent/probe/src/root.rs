@@ -215,6 +215,40 @@ fn components(p: &Path) -> Vec<std::ffi::OsString> {
         .collect()
 }
 
+/// The longest hostname DNS allows; anything longer in a file is cut.
+const MAX_HOSTNAME: usize = 253;
+
+/// The host's name: the root's `/etc/hostname` for an image, the kernel's
+/// (`/proc/sys/kernel/hostname`) for the running system. Never fails:
+/// `unknown` when neither can be read.
+pub fn hostname(fs: &RootFs) -> String {
+    let sources: &[&str] = if fs.is_live() {
+        &["/proc/sys/kernel/hostname", "/etc/hostname"]
+    } else {
+        &["/etc/hostname"]
+    };
+    sources
+        .iter()
+        .filter_map(|p| fs.read_to_string(p).ok())
+        .filter_map(|text| clean_hostname(&text))
+        .next()
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The first non-comment line, without control characters, at most 253 characters.
+fn clean_hostname(text: &str) -> Option<String> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let clean: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_HOSTNAME)
+        .collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +286,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fs = RootFs::new(dir.path());
         assert!(fs.read("/etc/nothing").unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn hostname_comes_from_the_image_and_is_cleaned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = RootFs::new(dir.path());
+        assert_eq!(hostname(&fs), "unknown");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("etc/hostname"),
+            "# comment\n\n  web-1\u{1b}[31m \nother\n",
+        )
+        .expect("write");
+        assert_eq!(hostname(&fs), "web-1[31m");
     }
 }
