@@ -978,3 +978,78 @@ fn sshd_t_agrees_with_hardend_on_generated_configurations() {
         disagreements.len()
     );
 }
+
+/// The host's own configuration (Debian's shipped `sshd_config` and its
+/// drop-ins), read through the probe's loader, against `sshd -T` reading the
+/// same files. Nothing on the host is written: sshd runs in a private mount
+/// namespace with a tmpfs on `/run`.
+#[test]
+fn sshd_t_agrees_with_the_probe_on_the_host_configuration() {
+    let available = Path::new(SSHD).exists()
+        && Path::new("/etc/ssh/sshd_config").exists()
+        && hardend_tests::have_command("unshare")
+        && hardend_tests::have_command("ssh-keygen")
+        && hardend_tests::is_root();
+    if !hardend_tests::require(
+        "sshd (openssh-server) with /etc/ssh/sshd_config, ssh-keygen, unshare and root",
+        available,
+    ) {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(w.join("hostkey"))
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(keygen.success(), "ssh-keygen failed");
+    let script = "mount -t tmpfs tmpfs /run || exit 90\nmkdir -p /run/sshd\ncd / || exit 94\nexec /usr/sbin/sshd -T -h \"$1/hostkey\" -C user=root,host=h,addr=10.0.0.9,laddr=10.0.0.1,lport=22\n";
+    fs::write(w.join("host.sh"), script).unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "sh"])
+        .arg(w.join("host.sh"))
+        .arg(w)
+        .current_dir("/")
+        .output()
+        .expect("unshare runs");
+    let fs_root = hardend_probe::RootFs::new("/");
+    let parsed = hardend_probe::sshd::probe(&fs_root);
+    if !out.status.success() {
+        assert!(
+            parsed.is_err(),
+            "sshd -T rejected the host configuration ({}) but the probe accepted it",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let Ok(hardend_facts::SshdFact::Config(cfg)) = parsed else {
+        panic!("the probe did not parse the host configuration: {parsed:?}");
+    };
+    let conn = Connection {
+        user: Some("root".into()),
+        groups: vec!["root".into()],
+        host: Some("h".into()),
+        addr: Some("10.0.0.9".into()),
+        laddr: Some("10.0.0.1".into()),
+        lport: Some(22),
+        rdomain: None,
+    };
+    let theirs = parse_dump(&String::from_utf8_lossy(&out.stdout));
+    let mut bad = Vec::new();
+    for (k, v) in &theirs {
+        if k == "hostkey" {
+            continue;
+        }
+        let mine = cfg.effective(k, &conn);
+        if &mine.value != v {
+            bad.push(format!("{k}: sshd `{v}`, hardend `{}`", mine.value));
+        }
+    }
+    println!(
+        "host configuration: {} keywords compared, {} disagreements",
+        theirs.len(),
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
