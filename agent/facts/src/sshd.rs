@@ -50,6 +50,10 @@ pub struct SshdConfig {
     pub blocks: Vec<MatchBlock>,
     /// Every file that was read (root-relative), for the drift watcher.
     pub files: Vec<String>,
+    /// Every `Include` pattern, made absolute (`/etc/ssh/sshd_config.d/*.conf`),
+    /// so a watcher can watch directories that hold no matching file yet.
+    #[serde(default)]
+    pub include_patterns: Vec<String>,
 }
 
 /// One `Keyword args...` line.
@@ -229,6 +233,30 @@ impl SshdConfig {
     fn check_startup(&self) -> Result<(), SshdError> {
         self.check_any_alone(|b| self.first_pass_active(b))?;
         let global = self.fold_global();
+        // Listen addresses are resolved within the address family.
+        let family = global
+            .get("addressfamily")
+            .and_then(|s| s.items.first().cloned())
+            .unwrap_or_default();
+        if let Some(slot) = global.get("listenaddress") {
+            for item in &slot.items {
+                let addr = item.rsplit_once('|').map_or(item.as_str(), |(a, _)| a);
+                let mismatch = match addr.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(_)) => family == "inet6",
+                    Ok(IpAddr::V6(_)) => family == "inet",
+                    Err(_) => false,
+                };
+                if mismatch {
+                    return Err(SshdError::Syntax {
+                        path: slot.evidence.path.clone(),
+                        line: slot.evidence.line.unwrap_or(0),
+                        message: format!(
+                            "bad addr or host: {addr} (Address family for hostname not supported)"
+                        ),
+                    });
+                }
+            }
+        }
         for (command, user) in [
             ("authorizedkeyscommand", "authorizedkeyscommanduser"),
             (
@@ -809,6 +837,9 @@ impl Parser<'_> {
                         } else {
                             format!("{SSHD_DIR}/{arg}")
                         };
+                        if !self.cfg.include_patterns.contains(&target) {
+                            self.cfg.include_patterns.push(target.clone());
+                        }
                         let mut found =
                             self.loader
                                 .glob(&target)

@@ -108,28 +108,20 @@ pub fn sources(fs: &RootFs) -> Vec<Source> {
         for f in &cfg.files {
             dirs.insert(parent(f));
         }
-    }
-    // Include directories that exist but hold no matching file yet still
-    // matter: a file dropped there later changes the configuration.
-    if let Ok(text) = fs.read_to_string(SSHD_CONFIG) {
-        for line in text.lines() {
-            let mut words = line.split_whitespace();
-            if words
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("include"))
-            {
-                for w in words {
-                    let w = w.trim_matches('"');
-                    let full = if w.starts_with('/') {
-                        w.to_string()
-                    } else {
-                        format!("/etc/ssh/{w}")
-                    };
-                    let dir = parent(&full);
-                    if !pattern::has_glob_meta(&dir) {
-                        dirs.insert(dir);
-                    }
-                }
+        // Include directories that hold no matching file yet still matter:
+        // a file dropped there later changes the configuration.
+        for pat in &cfg.include_patterns {
+            let literal: Vec<&str> = pat
+                .split('/')
+                .take_while(|c| !pattern::has_glob_meta(c))
+                .collect();
+            let dir = if literal.len() == pat.split('/').count() {
+                parent(pat)
+            } else {
+                literal.join("/")
+            };
+            if !dir.is_empty() {
+                dirs.insert(dir);
             }
         }
     }
@@ -226,6 +218,20 @@ mod tests {
             panic!("expected a configuration");
         };
         assert_eq!(cfg.global("maxauthtries").value, "3");
+    }
+
+    #[test]
+    fn an_empty_drop_in_directory_is_watched() {
+        let dir = root_with(&[
+            ("/usr/sbin/sshd", ""),
+            (
+                "/etc/ssh/sshd_config",
+                "Include /etc/ssh/sshd_config.d/*.conf\n",
+            ),
+        ]);
+        fs::create_dir_all(dir.path().join("etc/ssh/sshd_config.d")).unwrap();
+        let srcs = sources(&RootFs::new(dir.path()));
+        assert!(srcs.contains(&Source::Path(dir.path().join("etc/ssh/sshd_config.d"))));
     }
 
     #[test]

@@ -764,6 +764,14 @@ const REJECTED: &[(&str, &str)] = &[
         "regression_keys_command_without_user",
         "AuthorizedKeysCommand /usr/bin/keys %u\n",
     ),
+    (
+        "listen_family_mismatch_v6",
+        "AddressFamily inet\nListenAddress ::1\n",
+    ),
+    (
+        "listen_family_mismatch_v4_after",
+        "ListenAddress 127.0.0.1\nAddressFamily inet6\n",
+    ),
     ("include_loop", "Include /etc/ssh/sshd_config\n"),
     ("include_without_argument", "Include\n"),
 ];
@@ -831,6 +839,7 @@ fn include_glob_sorted_relative_and_hidden_files_skipped() {
         ))
     );
     assert_eq!(cfg.files.len(), 3);
+    assert_eq!(cfg.include_patterns, vec!["/etc/ssh/sshd_config.d/*.conf"]);
 }
 
 #[test]
