@@ -5,6 +5,7 @@
 //! tonic.
 
 pub mod event;
+pub mod journal;
 pub mod shared;
 
 pub use event::{DriftEvent, DriftKind};
