@@ -4,12 +4,17 @@
 //! gRPC API on a Unix socket. This crate is the only one that knows tokio and
 //! tonic.
 
-pub mod api;
-pub mod client;
-pub mod convert;
+pub mod app;
+pub mod evaluator;
 pub mod event;
 pub mod journal;
+mod run;
+pub mod sd_notify;
 pub mod shared;
+pub mod state;
+pub mod watch;
 
+pub use app::{AppError, Daemon, DaemonOptions, StatsHandle};
 pub use event::{DriftEvent, DriftKind};
+pub use run::{DaemonError, run};
 pub use shared::{AgentView, AlertSink, Command, PolicyInfo, RuleKey, Shared};

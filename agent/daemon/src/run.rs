@@ -1,0 +1,139 @@
+//! `hardend run`: reads the configuration, sets up logging, builds the tokio
+//! runtime, starts the daemon with the journald sink, serves the local API,
+//! and turns signals into reloads (SIGHUP) and a clean stop (SIGTERM,
+//! SIGINT).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hardend_policy::config::{
+    AgentConfig, ConfigError, DEFAULT_CONFIG_PATH, load_config_or_default,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::app::{AppError, Daemon, DaemonOptions};
+use crate::sd_notify::SdNotify;
+use crate::{Command, Shared};
+
+/// How long the API server gets to finish after the core loop stopped.
+const API_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Why `hardend run` could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file is invalid; each error is `file:line:col: message`.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<ConfigError>),
+    /// The daemon could not start (invalid policies, unusable root or state).
+    #[error(transparent)]
+    Start(#[from] AppError),
+    /// The runtime or the signal handlers could not be set up.
+    #[error("cannot set up the daemon's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `config_path` defaults to
+/// `/etc/hardend/hardend.yaml`; a missing file means the defaults. Returns
+/// an error only for fatal start-up problems.
+pub fn run(config_path: Option<&Path>) -> Result<(), DaemonError> {
+    init_logging();
+    let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    let config = load_config_or_default(path).map_err(DaemonError::Config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hardend")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(serve(config, path.to_path_buf()))
+}
+
+/// Logs (not alerts) to stderr as key=value lines; `HARDEND_LOG` sets the
+/// filter (default `info`). A second call does nothing.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARDEND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonError> {
+    let notify = SdNotify::from_env();
+    let socket = config.socket.clone();
+    let sink = crate::journal::sink(config.journald);
+    // Signals are set up before the slow start so none is missed.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+    let daemon = tokio::task::block_in_place(|| {
+        Daemon::start(DaemonOptions {
+            config,
+            config_path: Some(config_path),
+            sink,
+            notify: notify.clone(),
+        })
+    })?;
+    let shared = daemon.shared();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let commands = shared.commands.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+                _ = sighup.recv() => {
+                    tracing::info!("SIGHUP: reload");
+                    if commands.send(Command::Reload).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("stopping");
+        let _ = stop_tx.send(true);
+    });
+
+    let api = spawn_api(&socket, shared, stopped(stop_rx.clone()));
+    notify.ready(&daemon.status_line());
+    tracing::info!(
+        watched = daemon.watched_paths(),
+        status = %daemon.status_line(),
+        "ready"
+    );
+    daemon.run(stopped(stop_rx)).await?;
+    if let Some(api) = api
+        && tokio::time::timeout(API_STOP_GRACE, api).await.is_err()
+    {
+        tracing::warn!("the API server did not stop in time");
+    }
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(socket = %socket.display(), error = %e, "cannot remove the socket")
+        }
+    }
+    Ok(())
+}
+
+/// Completes when the stop flag is set (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The hook where the local gRPC API (`crate::api::serve`) is started; it
+/// returns the server's task. The API is not wired in yet.
+fn spawn_api(
+    socket: &Path,
+    shared: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let _ = (socket, shared, shutdown);
+    None
+}
