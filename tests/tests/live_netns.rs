@@ -509,3 +509,27 @@ fn netlink_and_proc_net_agree_inside_a_namespace() {
         assert!(comm.starts_with("python"), "{comm}");
     }
 }
+
+#[test]
+fn legacy_tables_are_seen_only_once_loaded() {
+    if inside_netns() {
+        let fs = RootFs::new("/");
+        emit(&firewall::legacy_tables_loaded(&fs));
+        must_run("ip6tables-legacy", &["-P", "INPUT", "DROP"]);
+        emit(&firewall::legacy_tables_loaded(&fs));
+        emit(&std::fs::read_to_string("/proc/net/ip6_tables_names").expect("ip6_tables_names"));
+        return;
+    }
+    let Some(values) = rerun_in_netns(
+        "legacy_tables_are_seen_only_once_loaded",
+        &["ip6tables-legacy"],
+    ) else {
+        return;
+    };
+    let before: bool = value(&values[0]);
+    let after: bool = value(&values[1]);
+    let names: String = value(&values[2]);
+    assert!(!before, "a fresh namespace has no legacy table");
+    assert!(after, "the filter table is loaded: {names:?}");
+    assert!(names.lines().any(|l| l == "filter"), "{names:?}");
+}

@@ -58,10 +58,12 @@ pub fn probe(fs: &RootFs) -> Probed<Live<FirewallFact>> {
     }
     match read_nft() {
         // Rules loaded with iptables-legacy live outside nf_tables, where nft
-        // cannot see them: when nft shows no input chain, iptables-save is
-        // asked too (with iptables-nft it shows nothing more).
+        // cannot see them: when nft shows no input chain and legacy tables
+        // exist, iptables-save is asked too (with iptables-nft it shows
+        // nothing more).
         Ok(mut fact) if fact.input_chains.is_empty() => {
-            if let Ok(legacy) = read_iptables()
+            if legacy_tables_loaded(fs)
+                && let Ok(legacy) = read_iptables()
                 && !legacy.input_chains.is_empty()
             {
                 fact.input_chains.extend(legacy.input_chains);
@@ -77,6 +79,21 @@ pub fn probe(fs: &RootFs) -> Probed<Live<FirewallFact>> {
             ))),
         },
     }
+}
+
+/// The kernel's lists of loaded legacy (x_tables) tables, IPv4 and IPv6.
+const LEGACY_TABLE_LISTS: [&str; 2] = ["/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"];
+
+/// Whether any iptables-legacy table is loaded in this network namespace.
+/// Both lists empty or absent (no x_tables support) means there is nothing
+/// that iptables-save could show beyond what nft showed, so starting it
+/// and ip6tables-save would only cost time. A list that cannot be read
+/// counts as loaded, so the programs are asked.
+pub fn legacy_tables_loaded(fs: &RootFs) -> bool {
+    LEGACY_TABLE_LISTS.iter().any(|path| match fs.read(path) {
+        Ok(names) => names.iter().any(|b| !b.is_ascii_whitespace()),
+        Err(e) => !e.is_not_found(),
+    })
 }
 
 /// Runs `nft -j list ruleset` and parses it.
@@ -110,13 +127,29 @@ pub fn read_nft() -> Result<FirewallFact, FirewallError> {
 /// Runs `iptables-save` (required) and `ip6tables-save` (when installed) and
 /// parses their `filter` tables. Without ip6tables-save no IPv6 chain is
 /// reported, so a default-deny check fails for IPv6 rather than passing.
+/// The two programs run at the same time; the answer is as if they ran one
+/// after the other (an IPv4 failure is reported first).
 pub fn read_iptables() -> Result<FirewallFact, FirewallError> {
+    let run = |program: &str| command::run(program, &[], TOOL_TIMEOUT, MAX_IPTABLES_SAVE_BYTES);
+    let (v4, v6) = std::thread::scope(|scope| {
+        let v6 = std::thread::Builder::new()
+            .name("hardend-ip6tables".to_string())
+            .spawn_scoped(scope, || run("ip6tables-save"))
+            .ok();
+        let v4 = run("iptables-save");
+        // Without a thread, ip6tables-save runs in turn.
+        let v6 = match v6.map(|handle| handle.join()) {
+            Some(Ok(v6)) => v6,
+            _ => run("ip6tables-save"),
+        };
+        (v4, v6)
+    });
     let mut fact = FirewallFact::default();
-    for (program, family) in [
-        ("iptables-save", Family::Ipv4),
-        ("ip6tables-save", Family::Ipv6),
+    for (program, family, done) in [
+        ("iptables-save", Family::Ipv4, v4),
+        ("ip6tables-save", Family::Ipv6, v6),
     ] {
-        let done = match command::run(program, &[], TOOL_TIMEOUT, MAX_IPTABLES_SAVE_BYTES) {
+        let done = match done {
             Ok(done) => done,
             Err(CommandError::NotInstalled { .. }) if family == Family::Ipv6 => continue,
             Err(e) => return Err(e.into()),

@@ -169,13 +169,17 @@ fn parse_ipv6(hex: &str) -> Option<Ipv6Addr> {
 
 /// Finds the process holding each socket by reading the `socket:[INODE]`
 /// links in `/proc/[pid]/fd`. Processes that vanish or cannot be read are
-/// skipped: the socket keeps `process: None`.
+/// skipped: the socket keeps `process: None`. The scan stops as soon as
+/// every socket has its process.
 fn attach_processes(fs: &RootFs, sockets: &mut [Socket]) {
     let mut by_inode: HashMap<u64, Vec<usize>> = HashMap::new();
     for (index, socket) in sockets.iter().enumerate() {
         if socket.inode != 0 {
             by_inode.entry(socket.inode).or_default().push(index);
         }
+    }
+    if by_inode.is_empty() {
+        return;
     }
     // The root is the running system here, so /proc is read directly: going
     // through RootFs::resolve for every descriptor would cost a stat per path
@@ -189,27 +193,23 @@ fn attach_processes(fs: &RootFs, sockets: &mut [Socket]) {
         .collect();
     pids.sort_unstable();
 
-    let mut unassigned = by_inode.len();
+    let mut link = Vec::with_capacity(64);
     for pid in pids {
-        if unassigned == 0 {
+        if by_inode.is_empty() {
             break;
         }
         let pid_dir = proc_dir.join(pid.to_string());
-        let Ok(fds) = fs::read_dir(pid_dir.join("fd")) else {
+        let Some(mut fds) = FdDir::open(&pid_dir.join("fd")) else {
             continue;
         };
         let mut comm: Option<String> = None;
-        for fd in fds.flatten() {
-            let Ok(target) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(inode) = socket_inode(target.as_os_str().to_str().unwrap_or("")) else {
+        while let Some(target) = fds.next_link(&mut link) {
+            let Some(inode) = socket_inode_bytes(target) else {
                 continue;
             };
             let Some(indices) = by_inode.remove(&inode) else {
                 continue;
             };
-            unassigned -= 1;
             let name = comm
                 .get_or_insert_with(|| read_comm(&pid_dir.join("comm")))
                 .clone();
@@ -218,8 +218,82 @@ fn attach_processes(fs: &RootFs, sockets: &mut [Socket]) {
                     socket.process = Some((pid, name.clone()));
                 }
             }
+            if by_inode.is_empty() {
+                break;
+            }
         }
     }
+}
+
+/// An open `/proc/[pid]/fd` directory whose links are read relative to it
+/// (`readlinkat`), so the kernel does not look up the process again for
+/// every descriptor, as a full path would make it do.
+struct FdDir {
+    dir: std::ptr::NonNull<libc::DIR>,
+}
+
+impl FdDir {
+    fn open(path: &std::path::Path) -> Option<FdDir> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `path` is a valid C string; the result is checked.
+        let dir = unsafe { libc::opendir(path.as_ptr()) };
+        std::ptr::NonNull::new(dir).map(|dir| FdDir { dir })
+    }
+
+    /// The target of the next link in the directory, read into `buf`; None
+    /// at the end (or on an error, which ends the scan of this process).
+    fn next_link<'b>(&mut self, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+        loop {
+            // SAFETY: `self.dir` is an open directory stream owned by us.
+            let entry = unsafe { libc::readdir(self.dir.as_ptr()) };
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: readdir returned a valid entry whose name is a C string
+            // that lives until the next readdir on this stream.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes().starts_with(b".") {
+                continue;
+            }
+            buf.clear();
+            buf.resize(buf.capacity().max(64), 0);
+            // SAFETY: the directory's descriptor is open; `name` is a C
+            // string; `buf` is writable for its length.
+            let len = unsafe {
+                libc::readlinkat(
+                    libc::dirfd(self.dir.as_ptr()),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            // A descriptor closed meanwhile, or not a link: next one. A
+            // target that fills the buffer may be cut; socket links are
+            // short, so such a target is not a socket anyway.
+            let Ok(len) = usize::try_from(len) else {
+                continue;
+            };
+            if len >= buf.len() {
+                continue;
+            }
+            return buf.get(..len);
+        }
+    }
+}
+
+impl Drop for FdDir {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open and closed exactly once, here.
+        unsafe {
+            libc::closedir(self.dir.as_ptr());
+        }
+    }
+}
+
+/// The inode of a `socket:[INODE]` link target.
+fn socket_inode_bytes(link: &[u8]) -> Option<u64> {
+    socket_inode(std::str::from_utf8(link).ok()?)
 }
 
 fn socket_inode(link: &str) -> Option<u64> {

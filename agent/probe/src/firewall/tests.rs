@@ -203,3 +203,25 @@ proptest! {
         let _ = parse_iptables_save(&text, Family::Ipv4);
     }
 }
+
+#[test]
+fn legacy_tables_count_only_when_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = RootFs::new(dir.path());
+    // No x_tables support at all: nothing to ask iptables-save about.
+    assert!(!legacy_tables_loaded(&fs));
+    let net = dir.path().join("proc/net");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::write(net.join("ip_tables_names"), "").unwrap();
+    std::fs::write(net.join("ip6_tables_names"), "\n").unwrap();
+    assert!(!legacy_tables_loaded(&fs), "empty lists");
+    std::fs::write(net.join("ip6_tables_names"), "filter\n").unwrap();
+    assert!(legacy_tables_loaded(&fs), "an IPv6 table");
+    std::fs::write(net.join("ip6_tables_names"), "").unwrap();
+    std::fs::write(net.join("ip_tables_names"), "nat\nfilter\n").unwrap();
+    assert!(legacy_tables_loaded(&fs), "IPv4 tables");
+    // A list that cannot be read: the programs are asked.
+    std::fs::remove_file(net.join("ip_tables_names")).unwrap();
+    std::fs::create_dir(net.join("ip_tables_names")).unwrap();
+    assert!(legacy_tables_loaded(&fs), "unreadable list");
+}
