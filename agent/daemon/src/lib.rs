@@ -4,6 +4,9 @@
 //! gRPC API on a Unix socket. This crate is the only one that knows tokio and
 //! tonic.
 
+pub mod api;
+pub mod client;
+pub mod convert;
 pub mod app;
 pub mod evaluator;
 pub mod event;
