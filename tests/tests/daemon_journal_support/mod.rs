@@ -219,9 +219,13 @@ pub fn field(entry: &Map<String, Value>, name: &str) -> String {
     }
 }
 
-/// The built `hardend` program.
+/// The `hardend` program: `HARDEND_BIN` when set, else the one built next
+/// to this test or benchmark.
 pub fn hardend() -> PathBuf {
-    hardend_tests::program("hardend")
+    match std::env::var_os("HARDEND_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => hardend_tests::program("hardend"),
+    }
 }
 
 /// Follows `journalctl -f -o json` for `matches` in a thread, handing each
@@ -255,4 +259,96 @@ pub fn follow(
         }
     });
     (child, rx)
+}
+
+/// A running `hardend run --config FILE`, stopped with SIGTERM (then killed)
+/// on drop. Its stderr goes to a file, shown when something fails.
+pub struct Daemon {
+    child: Child,
+    pub stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `hardend run --config config` and waits (up to `timeout`) for
+    /// its READY=1 on a private NOTIFY_SOCKET in `dir`.
+    pub fn start(config: &Path, dir: &Path, timeout: Duration) -> Daemon {
+        let notify_path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify =
+            std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind NOTIFY_SOCKET");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let stderr_path = dir.join("hardend.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(hardend())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("HARDEND_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start hardend run");
+        let mut daemon = Daemon { child, stderr_path };
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Ok(n) = notify.recv(&mut buf)
+                && String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+            {
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!(
+                    "hardend run exited before READY=1 ({status}):\n{}",
+                    daemon.stderr()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "hardend run sent no READY=1 in {timeout:?}:\n{}",
+                    daemon.stderr()
+                );
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM and waits up to 10 s for it to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill has no memory preconditions; the pid is our own child,
+        // not yet reaped, so it names that process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
 }
