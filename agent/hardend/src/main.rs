@@ -37,6 +37,13 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Run the drift-watching daemon (as the systemd service does). Exits
+    /// non-zero only when it cannot start; SIGHUP reloads, SIGTERM stops.
+    Run {
+        /// The agent configuration file; a missing file means the defaults.
+        #[arg(long, value_name = "FILE", default_value = "/etc/hardend/hardend.yaml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check(args),
         Command::Validate { paths } => validate(&paths),
+        Command::Run { config } => run_daemon(&config),
     }
 }
 
@@ -141,6 +149,17 @@ fn check(args: CheckArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_daemon(config: &std::path::Path) -> ExitCode {
+    match hardend_daemon::run(Some(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Configuration and policy errors are already `file:line:col: message`.
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
     }
 }
 
