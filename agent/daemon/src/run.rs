@@ -12,9 +12,10 @@ use hardend_policy::config::{
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::Command;
+use crate::api::{ApiError, ApiServer, ServeOptions};
 use crate::app::{AppError, Daemon, DaemonOptions};
 use crate::sd_notify::SdNotify;
-use crate::{Command, Shared};
 
 /// How long the API server gets to finish after the core loop stopped.
 const API_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -28,6 +29,9 @@ pub enum DaemonError {
     /// The daemon could not start (invalid policies, unusable root or state).
     #[error(transparent)]
     Start(#[from] AppError),
+    /// The local API's socket could not be set up.
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// The runtime or the signal handlers could not be set up.
     #[error("cannot set up the daemon's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -99,7 +103,14 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         let _ = stop_tx.send(true);
     });
 
-    let api = spawn_api(&socket, shared, stopped(stop_rx.clone()));
+    // Bound before READY=1, so an unusable socket is a start-up error.
+    let server = ApiServer::bind(&socket, ServeOptions::standard())?;
+    let api_stop = stopped(stop_rx.clone());
+    let api = tokio::spawn(async move {
+        if let Err(e) = server.serve(shared, api_stop).await {
+            tracing::error!(error = %e, "the local API stopped");
+        }
+    });
     notify.ready(&daemon.status_line());
     tracing::info!(
         watched = daemon.watched_paths(),
@@ -107,9 +118,7 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         "ready"
     );
     daemon.run(stopped(stop_rx)).await?;
-    if let Some(api) = api
-        && tokio::time::timeout(API_STOP_GRACE, api).await.is_err()
-    {
+    if tokio::time::timeout(API_STOP_GRACE, api).await.is_err() {
         tracing::warn!("the API server did not stop in time");
     }
     match std::fs::remove_file(&socket) {
@@ -125,15 +134,4 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
 /// Completes when the stop flag is set (or its sender is gone).
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// The hook where the local gRPC API (`crate::api::serve`) is started; it
-/// returns the server's task. The API is not wired in yet.
-fn spawn_api(
-    socket: &Path,
-    shared: Shared,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let _ = (socket, shared, shutdown);
-    None
 }
