@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["hardend.proto"], ["."])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("hardend_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // No generated `connect` constructors: the Collector service has an RPC of
+    // that name, and every client here builds its own channel anyway.
+    tonic_prost_build::configure().build_transport(false).compile_fds(fds)?;
     Ok(())
 }
