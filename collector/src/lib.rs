@@ -1,0 +1,4 @@
+//! The hardend fleet collector and its console: the `Collector` service that
+//! agents push to, the `Console` service operators query, the store behind
+//! them (SQLite or PostgreSQL), and the small PKI that issues their
+//! certificates.
