@@ -35,6 +35,10 @@ pub enum ClientError {
         call: &'static str,
         status: tonic::Status,
     },
+    /// The client read drift events too slowly and the daemon dropped some
+    /// for it; the message says how many.
+    #[error("{message}")]
+    Lagged { message: String },
     #[error("{call} failed: {}: {}", .status.code(), .status.message())]
     Call {
         call: &'static str,
@@ -154,6 +158,15 @@ pub enum WatchFormat {
     Json,
 }
 
+/// Why `watch` returned without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// `stop` completed.
+    Stopped,
+    /// The daemon ended the stream (it is shutting down).
+    Closed,
+}
+
 /// Streams drift events at or above `min_severity` to `out` as they arrive,
 /// until `stop` completes (Ctrl-C) or the daemon ends the stream. Each event
 /// is flushed at once, so a pipe sees it without delay.
@@ -163,7 +176,7 @@ pub async fn watch(
     format: WatchFormat,
     out: &mut impl Write,
     stop: impl Future<Output = ()>,
-) -> Result<(), ClientError> {
+) -> Result<WatchEnd, ClientError> {
     let mut client = connect(socket).await?;
     let request = pb::WatchDriftRequest {
         min_severity: min_severity
@@ -178,11 +191,17 @@ pub async fn watch(
     tokio::pin!(stop);
     loop {
         let message = tokio::select! {
-            _ = &mut stop => return Ok(()),
-            m = stream.message() => m.map_err(|s| ClientError::call("WatchDrift", s))?,
+            _ = &mut stop => return Ok(WatchEnd::Stopped),
+            m = stream.message() => m.map_err(|s| {
+                if s.code() == tonic::Code::ResourceExhausted {
+                    ClientError::Lagged { message: s.message().to_string() }
+                } else {
+                    ClientError::call("WatchDrift", s)
+                }
+            })?,
         };
         let Some(message) = message else {
-            return Ok(());
+            return Ok(WatchEnd::Closed);
         };
         let drift = convert::drift_from_proto(message)?;
         let mut line = match format {

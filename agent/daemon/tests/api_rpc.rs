@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use api_common::{TestServer, drift, fixture_view, key};
 use hardend_daemon::api::{ApiError, ApiServer};
-use hardend_daemon::client::{self, ClientError, WatchFormat};
+use hardend_daemon::client::{self, ClientError, WatchEnd, WatchFormat};
 use hardend_daemon::convert::{self, RemoteDrift};
 use hardend_daemon::{Command, DriftKind};
 use hardend_engine::Status;
@@ -378,7 +378,8 @@ async fn the_watch_client_prints_lines_and_json() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stop_tx.send(()).expect("stop the watcher");
-        watcher.await.expect("join").expect("watch");
+        let end = watcher.await.expect("join").expect("watch");
+        assert_eq!(end, WatchEnd::Stopped);
         let text = output.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");

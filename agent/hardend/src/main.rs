@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hardend::{CheckError, CheckOptions, output};
 use hardend_policy::Severity;
 
+mod remote;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  every rule passed, was not applicable, or was waived
@@ -37,6 +39,12 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Show the running daemon's state (over its Unix socket).
+    Status(remote::StatusArgs),
+    /// Print the running daemon's current results, as `check` prints them.
+    Report(remote::ReportArgs),
+    /// Print drift events from the running daemon as they happen, until Ctrl-C.
+    Watch(remote::WatchArgs),
     /// Run the drift-watching daemon (as the systemd service does). Exits
     /// non-zero only when it cannot start; SIGHUP reloads, SIGTERM stops.
     Run {
@@ -94,6 +102,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check(args),
         Command::Validate { paths } => validate(&paths),
+        Command::Status(a) => remote::status(a),
+        Command::Report(a) => remote::report(a),
+        Command::Watch(a) => remote::watch(a),
         Command::Run { config } => run_daemon(&config),
     }
 }

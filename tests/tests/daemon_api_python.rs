@@ -1,0 +1,131 @@
+//! The local API from a client nobody here wrote: Python `grpcio` stubs
+//! generated from `proto/hardend.proto` at test time call GetReport,
+//! GetStatus, ListPolicies, health Check and server reflection over the Unix
+//! socket; the same client running as uid 65534 (outside the group) is
+//! refused with PERMISSION_DENIED on every call.
+
+mod daemon_api_support;
+
+use std::process::Command;
+
+use daemon_api_support::Server;
+use hardend_tests::{have_command, is_root, repo_root, require};
+
+/// Whether python3 can import everything the client needs.
+fn python_grpc_available() -> bool {
+    have_command("python3")
+        && Command::new("python3")
+            .args([
+                "-c",
+                "import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2_grpc, grpc_reflection.v1alpha.reflection_pb2_grpc",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Runs the Python client and returns the JSON object it printed.
+fn run_client(server: &Server, extra: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/python/agent_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&server.socket)
+        .args(extra)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Python client failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn a_python_grpcio_client_reads_the_report_status_health_and_services() {
+    if !require(
+        "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)",
+        python_grpc_available(),
+    ) {
+        return;
+    }
+    let server = Server::start();
+    let out = run_client(&server, &[]);
+    let report = &out["report"];
+    assert_eq!(report["schema"], "hardend.report/v1", "{out}");
+    assert_eq!(report["hostname"], server.report.host.hostname.as_str());
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), server.report.results.len());
+    // Each result agrees with the daemon's, rule by rule, in the proto's enum names.
+    for (got, want) in results.iter().zip(&server.report.results) {
+        assert_eq!(got["policy"], want.policy.as_str());
+        assert_eq!(got["rule"], want.rule.as_str());
+        let status = format!("STATUS_{}", want.status.as_str().to_uppercase());
+        assert_eq!(got["status"], status.as_str(), "{}", want.rule);
+        let severity = format!("SEVERITY_{}", want.severity.as_str().to_uppercase());
+        assert_eq!(got["severity"], severity.as_str(), "{}", want.rule);
+        if want.status == hardend_engine::Status::Fail {
+            assert_eq!(got["first_failed_at"], "2026-11-22T01:00:00Z");
+        }
+    }
+    let summary = server.report.summary;
+    assert_eq!(report["summary"]["total"], summary.total);
+    assert_eq!(report["summary"]["fail"], summary.fail);
+
+    assert_eq!(
+        out["status"]["hostname"],
+        server.report.host.hostname.as_str()
+    );
+    assert_eq!(out["status"]["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        out["policies"]["policies"][0]["id"],
+        server.report.policies[0].id.as_str()
+    );
+    assert_eq!(out["health"], "SERVING");
+    assert_eq!(out["health_agent"], "SERVING");
+    let services: Vec<&str> = out["services"]
+        .as_array()
+        .expect("service list")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    for want in [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "hardend.v1.Agent",
+    ] {
+        assert!(services.contains(&want), "{want} missing from {services:?}");
+    }
+}
+
+#[test]
+fn the_python_client_as_another_uid_is_refused() {
+    if !require(
+        "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)",
+        python_grpc_available(),
+    ) {
+        return;
+    }
+    assert!(
+        is_root(),
+        "this test drops to uid 65534 and must run as root (CI does)"
+    );
+    let server = Server::start();
+    let out = run_client(&server, &["--as-uid", "65534"]);
+    assert_eq!(out["uid"], 65534);
+    for call in [
+        "report",
+        "status",
+        "policies",
+        "health",
+        "health_agent",
+        "services",
+    ] {
+        assert_eq!(out[call]["error"], "PERMISSION_DENIED", "{call}: {out}");
+    }
+    assert_eq!(
+        out["report"]["details"],
+        "uid 65534 is neither root nor a member of group hardend"
+    );
+}
