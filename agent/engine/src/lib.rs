@@ -92,6 +92,18 @@ fn check_facts(check: &Check, keys: &mut BTreeSet<FactKey>) {
         Check::Firewall(_) => {
             keys.insert(FactKey::Firewall);
         }
+        Check::Patches(_) => {
+            keys.insert(FactKey::Patches);
+        }
+        Check::Reboot(_) => {
+            keys.insert(FactKey::Reboot);
+        }
+        Check::Processes(_) => {
+            keys.insert(FactKey::Processes);
+        }
+        Check::Certificate(c) => {
+            keys.insert(FactKey::Certificate(c.path.clone()));
+        }
         Check::All(parts) | Check::Any(parts) => {
             for part in parts {
                 check_facts(part, keys);
@@ -113,11 +125,11 @@ pub fn evaluate(policy: &Policy, facts: &Facts, ctx: &Context) -> Vec<RuleResult
 /// Evaluates one rule: its `when`, its check, then the waivers.
 pub fn evaluate_rule(policy: &Policy, rule: &Rule, facts: &Facts, ctx: &Context) -> RuleResult {
     let outcome = match &rule.when {
-        None => eval_check(&rule.check, facts),
+        None => eval_check(&rule.check, facts, ctx),
         Some(when) => {
-            let applies = eval_check(when, facts);
+            let applies = eval_check(when, facts, ctx);
             match applies.status {
-                Status::Pass | Status::Waived => eval_check(&rule.check, facts),
+                Status::Pass | Status::Waived => eval_check(&rule.check, facts, ctx),
                 Status::Fail => Outcome::not_applicable(format!(
                     "when does not hold: {}",
                     applies.expected.as_deref().unwrap_or("condition")
@@ -274,7 +286,7 @@ impl Outcome {
 }
 
 /// Evaluates one check (or combinator) against the facts.
-pub(crate) fn eval_check(check: &Check, facts: &Facts) -> Outcome {
+pub(crate) fn eval_check(check: &Check, facts: &Facts, ctx: &Context) -> Outcome {
     match check {
         Check::Sysctl(c) => checks::sysctl::eval(c, facts),
         Check::SshdConfig(c) => checks::sshd::eval(c, facts),
@@ -286,9 +298,13 @@ pub(crate) fn eval_check(check: &Check, facts: &Facts) -> Outcome {
         Check::Service(c) => checks::system::eval_service(c, facts),
         Check::Listening(c) => checks::system::eval_listening(c, facts),
         Check::Firewall(c) => checks::system::eval_firewall(c, facts),
-        Check::All(parts) => all(parts.iter().map(|p| eval_check(p, facts)).collect()),
-        Check::Any(parts) => any(parts.iter().map(|p| eval_check(p, facts)).collect()),
-        Check::Not(inner) => not(eval_check(inner, facts)),
+        Check::Patches(c) => checks::posture::eval_patches(c, facts),
+        Check::Reboot(c) => checks::posture::eval_reboot(c, facts),
+        Check::Processes(c) => checks::posture::eval_processes(c, facts),
+        Check::Certificate(c) => checks::posture::eval_certificate(c, facts, ctx.today),
+        Check::All(parts) => all(parts.iter().map(|p| eval_check(p, facts, ctx)).collect()),
+        Check::Any(parts) => any(parts.iter().map(|p| eval_check(p, facts, ctx)).collect()),
+        Check::Not(inner) => not(eval_check(inner, facts, ctx)),
     }
 }
 

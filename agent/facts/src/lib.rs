@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod firewall;
 pub mod listening;
+pub mod posture;
 pub mod sshd;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use accounts::AccountsFact;
 pub use firewall::FirewallFact;
 pub use listening::ListeningFact;
+pub use posture::{CertificateFact, PatchesFact, ProcessesFact, RebootFact};
 pub use sshd::SshdFact;
 
 /// Why a fact could not be read. Carried into the result's `message`.
@@ -105,6 +107,14 @@ pub enum FactKey {
     Listening,
     /// The netfilter ruleset.
     Firewall,
+    /// Installed packages against the apt lists of security suites.
+    Patches,
+    /// `/run/reboot-required` and (live) the running kernel against the installed ones.
+    Reboot,
+    /// Live processes that map deleted files.
+    Processes,
+    /// The certificate(s) at a path: a file, or every file in a directory.
+    Certificate(String),
 }
 
 /// Where a fact comes from, for the drift watcher.
@@ -220,4 +230,13 @@ pub struct Facts {
     pub services: BTreeMap<String, Probed<ServiceFact>>,
     pub listening: Option<Probed<Live<ListeningFact>>>,
     pub firewall: Option<Probed<Live<FirewallFact>>>,
+    #[serde(default)]
+    pub patches: Option<Probed<PatchesFact>>,
+    #[serde(default)]
+    pub reboot: Option<Probed<RebootFact>>,
+    #[serde(default)]
+    pub processes: Option<Probed<Live<ProcessesFact>>>,
+    /// Keyed by the policy's path.
+    #[serde(default)]
+    pub certificates: BTreeMap<String, Probed<CertificateFact>>,
 }

@@ -107,6 +107,10 @@ pub enum Check {
     Service(ServiceCheck),
     Listening(ListeningCheck),
     Firewall(FirewallCheck),
+    Patches(PatchesCheck),
+    Reboot(RebootCheck),
+    Processes(ProcessesCheck),
+    Certificate(CertificateCheck),
     All(Vec<Check>),
     Any(Vec<Check>),
     Not(Box<Check>),
@@ -255,6 +259,46 @@ pub enum ListenProto {
 pub struct FirewallCheck {
     /// The required input policy; only `drop` is defined (`reject` is accepted as deny too).
     pub input_default: String,
+}
+
+/// `patches: { security_updates_pending: N }`: at most N installed packages
+/// have a newer version in a security suite of the apt lists.
+#[derive(Debug, Clone)]
+pub struct PatchesCheck {
+    pub security_updates_pending: u32,
+}
+
+/// `reboot: { required: false }`: whether a reboot is pending.
+#[derive(Debug, Clone)]
+pub struct RebootCheck {
+    pub required: bool,
+}
+
+/// `processes: { deleted_files_mapped: false }`: whether a live process maps
+/// a deleted or replaced file.
+#[derive(Debug, Clone)]
+pub struct ProcessesCheck {
+    pub deleted_files_mapped: bool,
+    /// Only processes with one of these command names (`/proc/PID/comm`)
+    /// count; empty means every process.
+    pub commands: Vec<String>,
+}
+
+/// `certificate: { path, min_days_valid, self_signed, min_key_bits }`.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateCheck {
+    /// A PEM or DER file, or a directory of them.
+    pub path: String,
+    /// Every certificate must stay valid at least this many days from today
+    /// (absent: it must not have expired).
+    pub min_days_valid: Option<i64>,
+    /// Whether the presented certificate (the first of each file) may, or
+    /// must, be self-signed.
+    pub self_signed: Option<bool>,
+    /// The smallest key, in RSA-equivalent bits.
+    pub min_key_bits: Option<u32>,
+    /// Accept MD5 and SHA-1 signatures (default: they fail).
+    pub allow_weak_signatures: bool,
 }
 
 /// A waiver from the agent's configuration.

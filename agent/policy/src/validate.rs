@@ -6,9 +6,10 @@ use std::path::Path;
 use regex::{Regex, RegexBuilder};
 
 use crate::model::{
-    AccountsCheck, AccountsRequirement, Check, Comparison, FileCheck, FirewallCheck, ListenProto,
-    ListeningCheck, Location, MissingSshd, PackageCheck, Policy, Rule, ServiceCheck, Severity,
-    SshdCheck, SshdMatch, SysctlCheck,
+    AccountsCheck, AccountsRequirement, CertificateCheck, Check, Comparison, FileCheck,
+    FirewallCheck, ListenProto, ListeningCheck, Location, MissingSshd, PackageCheck, PatchesCheck,
+    Policy, ProcessesCheck, RebootCheck, Rule, ServiceCheck, Severity, SshdCheck, SshdMatch,
+    SysctlCheck,
 };
 use crate::raw::{Node, Pos, Value};
 use crate::reader::{Diag, Fields, Reader, one_of, quote};
@@ -27,6 +28,10 @@ pub const CHECK_KINDS: &[&str] = &[
     "service",
     "listening",
     "firewall",
+    "patches",
+    "reboot",
+    "processes",
+    "certificate",
     "all",
     "any",
     "not",
@@ -115,6 +120,16 @@ const PACKAGE_FIELDS: &[&str] = &["name", "installed"];
 const SERVICE_FIELDS: &[&str] = &["unit", "enabled", "active"];
 const LISTENING_FIELDS: &[&str] = &["allowed", "include_loopback"];
 const FIREWALL_FIELDS: &[&str] = &["input_default"];
+const PATCHES_FIELDS: &[&str] = &["security_updates_pending"];
+const REBOOT_FIELDS: &[&str] = &["required"];
+const PROCESSES_FIELDS: &[&str] = &["deleted_files_mapped", "command"];
+const CERTIFICATE_FIELDS: &[&str] = &[
+    "path",
+    "min_days_valid",
+    "self_signed",
+    "min_key_bits",
+    "allow_weak_signatures",
+];
 
 /// True when `id` matches `[a-z0-9][a-z0-9._-]*`.
 pub fn is_valid_id(id: &str) -> bool {
@@ -483,6 +498,10 @@ impl Validator {
             "service" => self.service(node).map(Check::Service),
             "listening" => self.listening(node).map(Check::Listening),
             "firewall" => self.firewall(node).map(Check::Firewall),
+            "patches" => self.patches(node).map(Check::Patches),
+            "reboot" => self.reboot(node).map(Check::Reboot),
+            "processes" => self.processes(node).map(Check::Processes),
+            "certificate" => self.certificate(node).map(Check::Certificate),
             "all" => self.check_list(node, "all").map(Check::All),
             "any" => self.check_list(node, "any").map(Check::Any),
             "not" => self.check(node).map(|c| Check::Not(Box::new(c))),
@@ -1090,5 +1109,102 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// A count or size that must be a non-negative integer no larger than `max`.
+    fn bounded(&mut self, node: &Node, key: &str, max: i64) -> Option<i64> {
+        let value = self.r.integer(node, key)?;
+        if !(0..=max).contains(&value) {
+            self.r.error(
+                node.pos,
+                format!("`{key}` must be between 0 and {max}, found {value}"),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    fn patches(&mut self, node: &Node) -> Option<PatchesCheck> {
+        let f = self.r.fields(node, "`patches` check", PATCHES_FIELDS)?;
+        let n = self
+            .r
+            .required(&f, "security_updates_pending", "`patches` check")?;
+        let max = self.bounded(n, "security_updates_pending", i64::from(u32::MAX))?;
+        Some(PatchesCheck {
+            security_updates_pending: u32::try_from(max).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn reboot(&mut self, node: &Node) -> Option<RebootCheck> {
+        let f = self.r.fields(node, "`reboot` check", REBOOT_FIELDS)?;
+        let n = self.r.required(&f, "required", "`reboot` check")?;
+        let required = self.r.boolean(n, "required")?;
+        Some(RebootCheck { required })
+    }
+
+    fn processes(&mut self, node: &Node) -> Option<ProcessesCheck> {
+        let f = self.r.fields(node, "`processes` check", PROCESSES_FIELDS)?;
+        let mapped = self
+            .r
+            .required(&f, "deleted_files_mapped", "`processes` check")
+            .and_then(|n| self.r.boolean(n, "deleted_files_mapped"));
+        let commands = match f.get("command") {
+            Some(n) => self.r.one_or_many(n, "command").and_then(|list| {
+                // The kernel keeps at most 15 bytes of a command name.
+                if let Some(bad) = list
+                    .iter()
+                    .find(|c| c.is_empty() || c.len() > 15 || c.contains('/'))
+                {
+                    self.r.error(
+                        n.pos,
+                        format!(
+                            "invalid `command` `{}`: a command name (as in /proc/PID/comm) is 1 to 15 bytes without `/`",
+                            quote(bad)
+                        ),
+                    );
+                    return None;
+                }
+                Some(list)
+            }),
+            None => Some(Vec::new()),
+        };
+        Some(ProcessesCheck {
+            deleted_files_mapped: mapped?,
+            commands: commands?,
+        })
+    }
+
+    fn certificate(&mut self, node: &Node) -> Option<CertificateCheck> {
+        let f = self
+            .r
+            .fields(node, "`certificate` check", CERTIFICATE_FIELDS)?;
+        let mut ok = true;
+        let path = self
+            .r
+            .required(&f, "path", "`certificate` check")
+            .and_then(|n| self.path(n, "path"));
+        let mut check = CertificateCheck::default();
+        if let Some(n) = f.get("min_days_valid") {
+            check.min_days_valid = self.bounded(n, "min_days_valid", 36_500);
+            ok &= check.min_days_valid.is_some();
+        }
+        if let Some(n) = f.get("self_signed") {
+            check.self_signed = self.r.boolean(n, "self_signed");
+            ok &= check.self_signed.is_some();
+        }
+        if let Some(n) = f.get("min_key_bits") {
+            check.min_key_bits = self
+                .bounded(n, "min_key_bits", 65_536)
+                .and_then(|b| u32::try_from(b).ok());
+            ok &= check.min_key_bits.is_some();
+        }
+        if let Some(n) = f.get("allow_weak_signatures") {
+            match self.r.boolean(n, "allow_weak_signatures") {
+                Some(b) => check.allow_weak_signatures = b,
+                None => ok = false,
+            }
+        }
+        check.path = path?;
+        ok.then_some(check)
     }
 }

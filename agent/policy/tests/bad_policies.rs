@@ -131,10 +131,10 @@ const CASES: &[Case] = &[
   - { id: d, title: T, severity: low, check: [ { package_installed: x } ] }
 "#,
         &[
-            "p.yaml:6:46: a check needs one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, all, any, not, file_exists, package_installed",
+            "p.yaml:6:46: a check needs one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, patches, reboot, processes, certificate, all, any, not, file_exists, package_installed",
             "p.yaml:7:79: a check must have exactly one kind, found `sysctl` and `package`",
-            "p.yaml:8:48: unknown check kind `registry`; expected one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, all, any, not, file_exists, package_installed",
-            "p.yaml:9:46: a check must be a mapping with one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, all, any, not, file_exists, package_installed; found a list",
+            "p.yaml:8:48: unknown check kind `registry`; expected one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, patches, reboot, processes, certificate, all, any, not, file_exists, package_installed",
+            "p.yaml:9:46: a check must be a mapping with one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, patches, reboot, processes, certificate, all, any, not, file_exists, package_installed; found a list",
         ],
     ),
     rules(
@@ -299,9 +299,9 @@ const CASES: &[Case] = &[
     check: { any: [] }
 "#,
         &[
-            "p.yaml:9:13: unknown check kind `file_exist`; expected one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, all, any, not, file_exists, package_installed",
+            "p.yaml:9:13: unknown check kind `file_exist`; expected one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, patches, reboot, processes, certificate, all, any, not, file_exists, package_installed",
             "p.yaml:10:24: values of `references` must be strings, found a list",
-            "p.yaml:12:12: a check must be a mapping with one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, all, any, not, file_exists, package_installed; found a list",
+            "p.yaml:12:12: a check must be a mapping with one of: sysctl, sshd_config, file, accounts, package, service, listening, firewall, patches, reboot, processes, certificate, all, any, not, file_exists, package_installed; found a list",
             "p.yaml:16:19: `any` needs at least one check",
         ],
     ),

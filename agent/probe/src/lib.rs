@@ -6,10 +6,15 @@
 //! back each fact, which is what the drift watcher watches.
 
 pub mod accounts;
+pub mod certificate;
+pub mod dpkgver;
 pub mod file;
 pub mod firewall;
 pub mod listening;
 pub mod package;
+pub mod patches;
+pub mod processes;
+pub mod reboot;
 pub mod root;
 pub mod service;
 pub mod sshd;
@@ -120,6 +125,14 @@ impl Probe {
             }
             FactKey::Listening => facts.listening = Some(listening::probe(fs)),
             FactKey::Firewall => facts.firewall = Some(firewall::probe(fs)),
+            FactKey::Patches => facts.patches = Some(patches::probe(fs)),
+            FactKey::Reboot => facts.reboot = Some(reboot::probe(fs)),
+            FactKey::Processes => facts.processes = Some(processes::probe(fs)),
+            FactKey::Certificate(path) => {
+                facts
+                    .certificates
+                    .insert(path.clone(), certificate::probe(fs, path));
+            }
         }
     }
 
@@ -135,6 +148,10 @@ impl Probe {
             FactKey::Packages => package::sources(fs),
             FactKey::Service(unit) => service::sources(fs, unit),
             FactKey::Listening | FactKey::Firewall => vec![Source::Poll(key.clone())],
+            FactKey::Patches => patches::sources(fs),
+            FactKey::Reboot => reboot::sources(fs),
+            FactKey::Processes => processes::sources(fs),
+            FactKey::Certificate(path) => certificate::sources(fs, path),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod file;
+pub(crate) mod posture;
 pub(crate) mod sshd;
 pub(crate) mod sysctl;
 pub(crate) mod system;

@@ -1,0 +1,456 @@
+//! Pending security updates: the installed packages (dpkg status) against
+//! the package lists of security suites in `/var/lib/apt/lists`.
+//!
+//! Only files are read, never apt itself, so an offline root works. A
+//! `*_Packages` list belongs to the `*_Release` or `*_InRelease` file whose
+//! name is its longest prefix (apt names both after the same URI); the
+//! Release file says whether the suite is a security suite (`Suite:` or
+//! `Codename:` ending in `-security`, or `Label: Debian-Security`). Parsed
+//! lists are cached by path, size, modification time and inode, so an
+//! evaluation whose lists did not change parses nothing.
+
+pub mod cache;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, LazyLock};
+
+use hardend_facts::posture::{PatchesFact, PendingUpdate};
+use hardend_facts::{Evidence, ProbeFailure, Probed, Source};
+
+use crate::dpkgver;
+use crate::package::{self, DPKG_STATUS, DPKG_UPDATES, DpkgRecord};
+use crate::{RootError, RootFs};
+use cache::{Stamp, StampCache};
+
+/// Where apt keeps the downloaded package lists, relative to the root.
+pub const APT_LISTS: &str = "/var/lib/apt/lists";
+
+/// Errors of reading the package database and the apt lists.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchesError {
+    #[error("no dpkg database under the root ({DPKG_STATUS} is missing)")]
+    NoDpkg,
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: RootError },
+}
+
+/// One package version offered by a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub architecture: String,
+    pub version: String,
+    /// The line of the stanza's `Package:` field.
+    pub line: u32,
+}
+
+/// A parsed `*_Packages` list: the newest version per name and architecture.
+#[derive(Debug, Default)]
+pub struct PackageList {
+    pub by_name: HashMap<String, Vec<ListEntry>>,
+}
+
+/// What a `Release`/`InRelease` file says about its suite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    pub suite: Option<String>,
+    pub codename: Option<String>,
+    pub label: Option<String>,
+    pub origin: Option<String>,
+}
+
+impl ReleaseInfo {
+    /// True for a suite that carries security updates.
+    pub fn is_security(&self) -> bool {
+        let ends = |v: &Option<String>| v.as_deref().is_some_and(|s| s.ends_with("-security"));
+        ends(&self.suite)
+            || ends(&self.codename)
+            || self
+                .label
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case("Debian-Security"))
+    }
+
+    /// The suite's name for evidence.
+    pub fn name(&self) -> String {
+        self.suite
+            .clone()
+            .or_else(|| self.codename.clone())
+            .or_else(|| self.label.clone())
+            .unwrap_or_else(|| "unnamed suite".to_string())
+    }
+}
+
+static LISTS: LazyLock<StampCache<PackageList>> = LazyLock::new(StampCache::default);
+static RELEASES: LazyLock<StampCache<ReleaseInfo>> = LazyLock::new(StampCache::default);
+static STATUS: LazyLock<StampCache<Vec<DpkgRecord>>> = LazyLock::new(StampCache::default);
+static LIST_PARSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many `*_Packages` lists this process has parsed (not served from the
+/// cache); tests use it to see the cache work.
+pub fn list_parses() -> u64 {
+    LIST_PARSES.load(AtomicOrdering::Relaxed)
+}
+
+/// Reads the pending security updates under the root.
+pub fn probe(fs: &RootFs) -> Probed<PatchesFact> {
+    probe_inner(fs).map_err(|e| ProbeFailure::new(e.to_string()))
+}
+
+/// The dpkg database and the apt lists directory (host paths).
+pub fn sources(fs: &RootFs) -> Vec<Source> {
+    vec![
+        Source::Path(fs.host_path(package::DPKG_DIR)),
+        Source::Path(fs.host_path(DPKG_UPDATES)),
+        Source::Path(fs.host_path(APT_LISTS)),
+    ]
+}
+
+fn is_absent(e: &RootError) -> bool {
+    matches!(e, RootError::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory))
+}
+
+fn read_err(path: &str) -> impl FnOnce(RootError) -> PatchesError + '_ {
+    move |source| PatchesError::Read {
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// Reads a file through the cache: parsed again only when its stamp changed.
+fn cached<T>(
+    fs: &RootFs,
+    cache: &StampCache<T>,
+    path: &str,
+    parse: impl FnOnce(&[u8]) -> T,
+) -> Result<Arc<T>, RootError> {
+    let host = fs.resolve(path)?;
+    let md = std::fs::metadata(&host).map_err(|source| RootError::Io {
+        path: path.to_string(),
+        source,
+    })?;
+    cache.get_or_load(&host, Stamp::of(&md), || fs.read(path).map(|b| parse(&b)))
+}
+
+/// The installed packages: (name, architecture) -> (version, evidence).
+fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesError> {
+    let status = match cached(fs, &STATUS, DPKG_STATUS, |b| {
+        package::parse_dpkg_status(b, DPKG_STATUS)
+    }) {
+        Ok(s) => s,
+        Err(e) if is_absent(&e) => return Err(PatchesError::NoDpkg),
+        Err(e) => return Err(read_err(DPKG_STATUS)(e)),
+    };
+    let mut records: Vec<&DpkgRecord> = status.iter().collect();
+    // Pending records written while dpkg runs apply over the status file.
+    let mut updates: Vec<(u64, String)> = match fs.read_dir(DPKG_UPDATES) {
+        Ok(names) => names
+            .into_iter()
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|n| Some((n.parse::<u64>().ok()?, n)))
+            .collect(),
+        Err(e) if is_absent(&e) => Vec::new(),
+        Err(e) => return Err(read_err(DPKG_UPDATES)(e)),
+    };
+    updates.sort();
+    let mut extra: Vec<DpkgRecord> = Vec::new();
+    for (_, name) in updates {
+        let path = format!("{DPKG_UPDATES}/{name}");
+        match fs.read(&path) {
+            Ok(data) => extra.extend(package::parse_dpkg_status(&data, &path)),
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(read_err(&path)(e)),
+        }
+    }
+    records.extend(extra.iter());
+    let mut out: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
+    for r in records {
+        let key = (r.name.clone(), r.architecture.clone());
+        out.insert(key, r.installed.then(|| r.version.clone()));
+    }
+    Ok(out.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
+}
+
+/// The lists of security suites under the root, with their suite names.
+fn security_lists(fs: &RootFs) -> Result<Vec<(String, String)>, PatchesError> {
+    let names = match fs.read_dir(APT_LISTS) {
+        Ok(n) => n,
+        Err(e) if is_absent(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(read_err(APT_LISTS)(e)),
+    };
+    let mut releases: Vec<(String, ReleaseInfo)> = Vec::new();
+    for name in &names {
+        let Some(prefix) = name
+            .strip_suffix("_InRelease")
+            .or_else(|| name.strip_suffix("_Release"))
+        else {
+            continue;
+        };
+        let path = format!("{APT_LISTS}/{name}");
+        match cached(fs, &RELEASES, &path, parse_release) {
+            Ok(info) => releases.push((prefix.to_string(), (*info).clone())),
+            // A list being replaced by apt: the next evaluation sees it.
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(read_err(&path)(e)),
+        }
+    }
+    let mut out = Vec::new();
+    for name in &names {
+        if !name.ends_with("_Packages") {
+            continue;
+        }
+        let release = releases
+            .iter()
+            .filter(|(prefix, _)| {
+                name.len() > prefix.len()
+                    && name.starts_with(prefix.as_str())
+                    && name.as_bytes().get(prefix.len()) == Some(&b'_')
+            })
+            .max_by_key(|(prefix, _)| prefix.len());
+        if let Some((_, info)) = release
+            && info.is_security()
+        {
+            out.push((format!("{APT_LISTS}/{name}"), info.name()));
+        }
+    }
+    Ok(out)
+}
+
+fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
+    let installed = installed(fs)?;
+    let lists = security_lists(fs)?;
+    // The best candidate per installed package: (version, suite, list, line).
+    let mut best: BTreeMap<(&str, &str), (String, String, String, u32)> = BTreeMap::new();
+    let mut read = Vec::new();
+    for (path, suite) in &lists {
+        let list = match cached(fs, &LISTS, path, |b| {
+            LIST_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
+            parse_packages(b)
+        }) {
+            Ok(l) => l,
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(read_err(path)(e)),
+        };
+        read.push(path.clone());
+        for ((name, arch), _) in &installed {
+            let Some(entries) = list.by_name.get(name) else {
+                continue;
+            };
+            for entry in entries {
+                let fits = entry.architecture == *arch
+                    || entry.architecture == "all"
+                    || arch.as_str() == "all";
+                if !fits {
+                    continue;
+                }
+                let key = (name.as_str(), arch.as_str());
+                let better = best.get(&key).is_none_or(|(v, ..)| {
+                    dpkgver::compare(&entry.version, v) == std::cmp::Ordering::Greater
+                });
+                if better {
+                    best.insert(
+                        key,
+                        (
+                            entry.version.clone(),
+                            suite.clone(),
+                            path.clone(),
+                            entry.line,
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut pending = Vec::new();
+    for ((name, arch), (candidate, suite, list, line)) in best {
+        let Some(version) = installed.get(&(name.to_string(), arch.to_string())) else {
+            continue;
+        };
+        if dpkgver::compare(&candidate, version) == std::cmp::Ordering::Greater {
+            pending.push(PendingUpdate {
+                package: name.to_string(),
+                architecture: arch.to_string(),
+                installed: version.clone(),
+                candidate: candidate.clone(),
+                suite: suite.clone(),
+                evidence: Evidence::line(
+                    list,
+                    line,
+                    format!("{name} {version} installed, {candidate} in {suite}"),
+                ),
+            });
+        }
+    }
+    Ok(PatchesFact {
+        pending,
+        security_lists: read,
+        installed_count: installed.len(),
+    })
+}
+
+/// The lines of a deb822 file with their 1-based numbers, `\r` removed.
+fn lines(data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut start = 0usize;
+    memchr::memchr_iter(b'\n', data)
+        .chain(std::iter::once(data.len()))
+        .enumerate()
+        .map(move |(i, end)| {
+            let raw = data.get(start..end).unwrap_or_default();
+            start = end + 1;
+            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+            (u32::try_from(i + 1).unwrap_or(u32::MAX), line)
+        })
+}
+
+/// A `Field: value` line split into its name and trimmed value.
+fn field(line: &[u8]) -> Option<(&[u8], &str)> {
+    let colon = memchr::memchr(b':', line)?;
+    let (name, rest) = line.split_at(colon);
+    let value = std::str::from_utf8(rest.get(1..)?).ok()?.trim();
+    Some((name, value))
+}
+
+/// Parses the first paragraph of a `Release` or `InRelease` file (the
+/// clearsigned header of `InRelease` is skipped). Never fails.
+pub fn parse_release(data: &[u8]) -> ReleaseInfo {
+    let mut info = ReleaseInfo::default();
+    let mut it = lines(data).peekable();
+    if it
+        .peek()
+        .is_some_and(|(_, l)| l.starts_with(b"-----BEGIN PGP SIGNED MESSAGE"))
+    {
+        // The armor headers (`Hash: SHA512`) end at the first empty line.
+        for (_, l) in it.by_ref() {
+            if l.iter().all(u8::is_ascii_whitespace) {
+                break;
+            }
+        }
+    }
+    let mut seen_field = false;
+    for (_, line) in it {
+        if line.starts_with(b"-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            if seen_field {
+                break;
+            }
+            continue;
+        }
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            continue;
+        }
+        let Some((name, value)) = field(line) else {
+            continue;
+        };
+        seen_field = true;
+        let slot = if name.eq_ignore_ascii_case(b"Suite") {
+            &mut info.suite
+        } else if name.eq_ignore_ascii_case(b"Codename") {
+            &mut info.codename
+        } else if name.eq_ignore_ascii_case(b"Label") {
+            &mut info.label
+        } else if name.eq_ignore_ascii_case(b"Origin") {
+            &mut info.origin
+        } else {
+            continue;
+        };
+        if slot.is_none() && !value.is_empty() {
+            *slot = Some(value.to_string());
+        }
+    }
+    info
+}
+
+/// Parses a `*_Packages` list, keeping the newest version of each name and
+/// architecture. Stanzas without a name or version are skipped. Never fails.
+pub fn parse_packages(data: &[u8]) -> PackageList {
+    let mut list = PackageList::default();
+    let mut name: Option<(&str, u32)> = None;
+    let mut version: Option<&str> = None;
+    let mut arch: Option<&str> = None;
+    let mut finish =
+        |name: &mut Option<(&str, u32)>, version: &mut Option<&str>, arch: &mut Option<&str>| {
+            if let (Some((n, line)), Some(v)) = (name.take(), version.take())
+                && !n.is_empty()
+                && !n.contains(char::is_whitespace)
+            {
+                let a = arch.take().unwrap_or("all");
+                let entries = list.by_name.entry(n.to_string()).or_default();
+                match entries.iter_mut().find(|e| e.architecture == a) {
+                    Some(e) => {
+                        if dpkgver::compare(v, &e.version) == std::cmp::Ordering::Greater {
+                            e.version = v.to_string();
+                            e.line = line;
+                        }
+                    }
+                    None => entries.push(ListEntry {
+                        architecture: a.to_string(),
+                        version: v.to_string(),
+                        line,
+                    }),
+                }
+            }
+            *arch = None;
+            *version = None;
+            *name = None;
+        };
+    for (number, line) in lines(data) {
+        match line.first() {
+            Some(b' ' | b'\t') if !line.iter().all(u8::is_ascii_whitespace) => continue,
+            None | Some(b' ' | b'\t') => {
+                finish(&mut name, &mut version, &mut arch);
+                continue;
+            }
+            Some(_) => {}
+        }
+        let Some((field_name, value)) = field(line) else {
+            continue;
+        };
+        if field_name.eq_ignore_ascii_case(b"Package") {
+            name = Some((value, number));
+        } else if field_name.eq_ignore_ascii_case(b"Version") {
+            version = Some(value);
+        } else if field_name.eq_ignore_ascii_case(b"Architecture") {
+            arch = Some(value);
+        }
+    }
+    finish(&mut name, &mut version, &mut arch);
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_headers_name_security_suites() {
+        let signed = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nLabel: Debian-Security\nSuite: stable-security\nCodename: bookworm-security\nSHA256:\n abc 12 main/binary-amd64/Packages\n-----BEGIN PGP SIGNATURE-----\n";
+        let info = parse_release(signed);
+        assert_eq!(info.suite.as_deref(), Some("stable-security"));
+        assert_eq!(info.codename.as_deref(), Some("bookworm-security"));
+        assert!(info.is_security());
+        let plain =
+            parse_release(b"Origin: Debian\nLabel: Debian\nSuite: stable\nCodename: bookworm\n");
+        assert!(!plain.is_security());
+        assert_eq!(plain.name(), "stable");
+        let old = parse_release(b"Label: Debian-Security\nSuite: oldoldstable\n");
+        assert!(old.is_security());
+    }
+
+    #[test]
+    fn package_lists_keep_the_newest_version_per_architecture() {
+        let list = parse_packages(
+            b"Package: openssl\nVersion: 3.0.11-1~deb12u1\nArchitecture: amd64\nDescription: x\n more\n\nPackage: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n\nPackage: openssl\nVersion: 3.0.9-1\nArchitecture: i386\n\nPackage: broken\n\nPackage: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n",
+        );
+        let openssl = &list.by_name["openssl"];
+        assert_eq!(openssl.len(), 2);
+        assert_eq!(openssl[0].version, "3.0.11-1~deb12u2");
+        assert_eq!(openssl[0].line, 7);
+        assert_eq!(openssl[1].architecture, "i386");
+        assert!(!list.by_name.contains_key("broken"));
+        assert_eq!(list.by_name["tzdata"][0].architecture, "all");
+    }
+}
