@@ -93,7 +93,10 @@ fn kill_9_then_restart_alerts_only_the_drift_made_while_down() {
     chmod(&root.join("etc/shadow"), 0o644);
     std::fs::write(root.join("proc/sys/net/ipv4/ip_forward"), "1\n").expect("sysctl");
 
-    let mut second = DaemonProcess::spawn(run(), dir.path(), "second");
+    // The second run also has a systemd watchdog, which it must feed.
+    let mut with_watchdog = run();
+    with_watchdog.env("WATCHDOG_USEC", "400000");
+    let mut second = DaemonProcess::spawn(with_watchdog, dir.path(), "second");
     second.wait_notify("READY=1", START);
     let alerts = second.wait_drift(2, ALERT);
     // Give a stray duplicate the chance to show up before judging.
@@ -117,6 +120,13 @@ fn kill_9_then_restart_alerts_only_the_drift_made_while_down() {
         seq_kind_rule(&alerts[2..]),
         vec![(4, "passing".to_string(), "motd-banner".to_string())]
     );
+
+    second.wait_notify("WATCHDOG=1", Duration::from_secs(2));
+    // SIGHUP reloads, as systemd's reload protocol expects.
+    second.signal(libc::SIGHUP);
+    second.wait_notify("RELOADING=1", ALERT);
+    second.wait_notify("READY=1", ALERT);
+    assert_eq!(second.drift().len(), 3, "a reload repeats nothing");
 
     // SIGTERM is a clean stop: exit 0, STOPPING=1, the socket removed.
     let status = second.terminate(Duration::from_secs(10));

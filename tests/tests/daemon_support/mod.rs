@@ -122,6 +122,14 @@ impl DaemonProcess {
         }
     }
 
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill -{signal}");
+    }
+
     /// SIGKILL, then reap.
     pub fn kill9(mut self) -> Vec<String> {
         self.child.kill().expect("kill -9");
@@ -131,10 +139,7 @@ impl DaemonProcess {
 
     /// SIGTERM, then wait (at most `within`) for the exit.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill -TERM");
+        self.signal(libc::SIGTERM);
         self.wait_exit(within)
     }
 
