@@ -16,7 +16,6 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daemon_journal_support as ns;
-use serde_json::{Map, Value};
 
 const CHILD: &str = "drift_latency";
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -147,7 +146,7 @@ struct Figures {
 /// and waits after each for the entry of `policy`.
 fn measure(
     changes: usize,
-    entries: &Receiver<(Instant, Map<String, Value>)>,
+    entries: &Receiver<ns::Followed>,
     policy: &str,
     daemon: &ns::Daemon,
     change: impl Fn(bool),

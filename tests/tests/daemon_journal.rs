@@ -99,7 +99,7 @@ fn journald_receives_every_kind_of_alert() {
     let _journald = ns::Journald::start();
     install_catalog();
 
-    let events = vec![
+    let events = [
         event(
             1,
             DriftKind::Failing,

@@ -228,14 +228,13 @@ pub fn hardend() -> PathBuf {
     }
 }
 
+/// A journal entry as `journalctl -o json` prints it, with the instant its
+/// line arrived.
+pub type Followed = (Instant, Map<String, Value>);
+
 /// Follows `journalctl -f -o json` for `matches` in a thread, handing each
 /// new entry with the instant its line arrived to the receiver.
-pub fn follow(
-    matches: &[&str],
-) -> (
-    Child,
-    std::sync::mpsc::Receiver<(Instant, Map<String, Value>)>,
-) {
+pub fn follow(matches: &[&str]) -> (Child, std::sync::mpsc::Receiver<Followed>) {
     use std::io::BufRead;
     let mut child = Command::new("journalctl")
         .args(["-f", "-o", "json", "--no-pager", "-n", "0"])
