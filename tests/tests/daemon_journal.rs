@@ -318,3 +318,56 @@ fn journald_receives_every_kind_of_alert() {
         "{explained}"
     );
 }
+
+#[test]
+fn journald_restart_and_absence_lose_nothing() {
+    const NAME: &str = "journald_restart_and_absence_lose_nothing";
+    if !ns::in_child(NAME) {
+        if !require("root, unshare and systemd-journald", ns::available()) {
+            return;
+        }
+        let out = ns::run_test_in_namespace(NAME, &[]);
+        // The third event had no journald: it is on stderr, whole.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<Vec<(String, String)>> =
+            stderr.lines().filter_map(journal::parse_line).collect();
+        assert_eq!(lines.len(), 1, "one alert on stderr:\n{stderr}");
+        let fields: std::collections::BTreeMap<_, _> = lines[0].iter().cloned().collect();
+        assert_eq!(fields["HARDEND_SEQ"], "3");
+        assert_eq!(fields["HARDEND_KIND"], "failing");
+        assert_eq!(fields["PRIORITY"], "3");
+        assert_eq!(
+            fields["HARDEND_EVIDENCE"].lines().count(),
+            3,
+            "{}",
+            fields["HARDEND_EVIDENCE"]
+        );
+        assert!(
+            stderr.contains("hardend: journald is unavailable"),
+            "the fallback says why:\n{stderr}"
+        );
+        return;
+    }
+
+    let failing = |seq| {
+        event(
+            seq,
+            DriftKind::Failing,
+            Some(Status::Pass),
+            result("restart", Severity::High, Status::Fail, Some("yes")),
+        )
+    };
+    let mut sink = journal::sink(JournaldMode::On);
+    let journald = ns::Journald::start();
+    sink.drift(&failing(1));
+    ns::wait_for_entries(&["HARDEND_SEQ=1"], 1, Duration::from_secs(10));
+    // journald restarts (a fresh one, with a fresh socket and journal).
+    drop(journald);
+    let journald = ns::Journald::start();
+    sink.drift(&failing(2));
+    let got = ns::wait_for_entries(&["SYSLOG_IDENTIFIER=hardend"], 1, Duration::from_secs(10));
+    assert_eq!(ns::field(&got[0], "HARDEND_SEQ"), "2");
+    // journald is gone: the alert goes to stderr (checked by the parent).
+    drop(journald);
+    sink.drift(&failing(3));
+}
