@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use daemon_api_support::Server;
+use daemon_api_support::{RealDaemon, Server};
 use hardend::output;
 use hardend_daemon::{DriftEvent, DriftKind};
 use hardend_engine::Status;
@@ -263,4 +263,96 @@ fn the_socket_comes_from_the_configuration() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The `results` and `summary` of a hardend.report/v1 document (the rest
+/// names the run: its start and duration).
+fn verdicts(json: &[u8]) -> (serde_json::Value, serde_json::Value) {
+    let doc: serde_json::Value = serde_json::from_slice(json).expect("a JSON report");
+    (doc["results"].clone(), doc["summary"].clone())
+}
+
+#[test]
+fn the_real_daemon_reports_what_check_finds_and_streams_a_file_change() {
+    let daemon = RealDaemon::start();
+    let socket = daemon.socket.to_str().expect("utf-8 path");
+    let root = daemon.root.to_str().expect("utf-8 path");
+    let policies = hardend_tests::shipped_policies();
+    let policies = policies.to_str().expect("utf-8 path");
+
+    let served = hardend(&["report", "--socket", socket, "--format", "json"]);
+    assert_eq!(served.status.code(), Some(0), "{}", text(&served.stderr));
+    let checked = hardend(&[
+        "check", "--root", root, "--policy", policies, "--format", "json",
+    ]);
+    assert_eq!(verdicts(&served.stdout), verdicts(&checked.stdout));
+
+    // `watch` sees sshd_config weakened and restored. The first change may
+    // land before the stream is subscribed, so it is repeated until seen.
+    let mut child = Command::new(program("hardend"))
+        .args([
+            "watch",
+            "--socket",
+            socket,
+            "--json",
+            "--min-severity",
+            "critical",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hardend watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let config = daemon.root.join("etc/ssh/sshd_config");
+    let original = std::fs::read_to_string(&config).expect("read sshd_config");
+    let weakened = format!("PermitEmptyPasswords yes\n{original}");
+    let rule = "ssh-empty-passwords-disabled";
+    let wait_for = |kind: &str, within: Duration| -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = rx.recv_timeout(left) else {
+                break;
+            };
+            let event: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+            if event["result"]["rule"] == rule && event["kind"] == kind {
+                return Some(event);
+            }
+        }
+        None
+    };
+    let mut failing = None;
+    for _ in 0..10 {
+        std::fs::write(&config, &weakened).expect("weaken sshd_config");
+        failing = wait_for("failing", Duration::from_secs(2));
+        if failing.is_some() {
+            break;
+        }
+        std::fs::write(&config, &original).expect("restore sshd_config");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let failing = failing.unwrap_or_else(|| panic!("no drift seen; daemon log:\n{}", daemon.log()));
+    assert_eq!(failing["previous"], "pass");
+    assert_eq!(failing["result"]["actual"], "yes");
+    assert_eq!(failing["result"]["severity"], "critical");
+    std::fs::write(&config, &original).expect("restore sshd_config");
+    let passing = wait_for("passing", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no return to passing; daemon log:\n{}", daemon.log()));
+    assert!(
+        passing["seq"].as_u64() > failing["seq"].as_u64(),
+        "{failing} then {passing}"
+    );
+    // SAFETY: signalling our own child process by its id.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGINT);
+    }
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
 }

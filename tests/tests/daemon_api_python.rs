@@ -1,15 +1,19 @@
 //! The local API from a client nobody here wrote: Python `grpcio` stubs
 //! generated from `proto/hardend.proto` at test time call GetReport,
 //! GetStatus, ListPolicies, health Check and server reflection over the Unix
-//! socket; the same client running as uid 65534 (outside the group) is
-//! refused with PERMISSION_DENIED on every call.
+//! socket of the real daemon (`hardend run` on a fixture root); the same
+//! client running as uid 65534 (outside the group) is refused with
+//! PERMISSION_DENIED on every call.
 
 mod daemon_api_support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use daemon_api_support::Server;
+use daemon_api_support::RealDaemon;
 use hardend_tests::{have_command, is_root, repo_root, require};
+
+const PYTHON_PACKAGES: &str = "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)";
 
 /// Whether python3 can import everything the client needs.
 fn python_grpc_available() -> bool {
@@ -24,12 +28,14 @@ fn python_grpc_available() -> bool {
 }
 
 /// Runs the Python client and returns the JSON object it printed.
-fn run_client(server: &Server, extra: &[&str]) -> serde_json::Value {
+fn run_client(daemon: &RealDaemon, extra: &[&str]) -> serde_json::Value {
     let script = repo_root().join("tests/python/agent_client.py");
     let out = Command::new("python3")
         .arg(&script)
-        .arg(&server.socket)
+        .arg(&daemon.socket)
         .args(extra)
+        // Keep the checkout free of bytecode caches.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -44,21 +50,28 @@ fn run_client(server: &Server, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn a_python_grpcio_client_reads_the_report_status_health_and_services() {
-    if !require(
-        "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)",
-        python_grpc_available(),
-    ) {
+    if !require(PYTHON_PACKAGES, python_grpc_available()) {
         return;
     }
-    let server = Server::start();
-    let out = run_client(&server, &[]);
+    let daemon = RealDaemon::start();
+    let out = run_client(&daemon, &[]);
+    // What `hardend check` finds on the same root, to compare with.
+    let expected = hardend::run_check(&hardend::CheckOptions {
+        root: Some(daemon.root.clone()),
+        policies: vec![hardend_tests::shipped_policies()],
+        config: None,
+        today: None,
+    })
+    .expect("check the same root");
+
     let report = &out["report"];
     assert_eq!(report["schema"], "hardend.report/v1", "{out}");
-    assert_eq!(report["hostname"], server.report.host.hostname.as_str());
+    assert_eq!(report["hostname"], expected.host.hostname.as_str());
+    assert_eq!(report["root"], daemon.root.to_str().expect("utf-8 path"));
     let results = report["results"].as_array().expect("results");
-    assert_eq!(results.len(), server.report.results.len());
-    // Each result agrees with the daemon's, rule by rule, in the proto's enum names.
-    for (got, want) in results.iter().zip(&server.report.results) {
+    assert_eq!(results.len(), expected.results.len());
+    // Each result agrees with the check's, rule by rule, in the proto's enum names.
+    for (got, want) in results.iter().zip(&expected.results) {
         assert_eq!(got["policy"], want.policy.as_str());
         assert_eq!(got["rule"], want.rule.as_str());
         let status = format!("STATUS_{}", want.status.as_str().to_uppercase());
@@ -66,22 +79,28 @@ fn a_python_grpcio_client_reads_the_report_status_health_and_services() {
         let severity = format!("SEVERITY_{}", want.severity.as_str().to_uppercase());
         assert_eq!(got["severity"], severity.as_str(), "{}", want.rule);
         if want.status == hardend_engine::Status::Fail {
-            assert_eq!(got["first_failed_at"], "2026-11-22T01:00:00Z");
+            let since = got["first_failed_at"]
+                .as_str()
+                .expect("a failing rule's start");
+            assert!(since.parse::<jiff::Timestamp>().is_ok(), "{since}");
         }
     }
-    let summary = server.report.summary;
+    let summary = expected.summary;
+    assert!(summary.fail > 0, "the fixture has failing rules");
     assert_eq!(report["summary"]["total"], summary.total);
     assert_eq!(report["summary"]["fail"], summary.fail);
 
-    assert_eq!(
-        out["status"]["hostname"],
-        server.report.host.hostname.as_str()
-    );
+    assert_eq!(out["status"]["hostname"], expected.host.hostname.as_str());
     assert_eq!(out["status"]["agent_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        out["policies"]["policies"][0]["id"],
-        server.report.policies[0].id.as_str()
-    );
+    let ids: Vec<&str> = out["policies"]["policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    let want: Vec<&str> = expected.policies.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, want);
+
     assert_eq!(out["health"], "SERVING");
     assert_eq!(out["health_agent"], "SERVING");
     let services: Vec<&str> = out["services"]
@@ -101,18 +120,20 @@ fn a_python_grpcio_client_reads_the_report_status_health_and_services() {
 
 #[test]
 fn the_python_client_as_another_uid_is_refused() {
-    if !require(
-        "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)",
-        python_grpc_available(),
-    ) {
+    if !require(PYTHON_PACKAGES, python_grpc_available()) {
         return;
     }
     assert!(
         is_root(),
         "this test drops to uid 65534 and must run as root (CI does)"
     );
-    let server = Server::start();
-    let out = run_client(&server, &["--as-uid", "65534"]);
+    let daemon = RealDaemon::start();
+    // The daemon's socket is 0660 (group hardend), which already keeps uid
+    // 65534 out at connect(); opened up here, the peer-credential check is
+    // what must refuse it.
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod the socket");
+    let out = run_client(&daemon, &["--as-uid", "65534"]);
     assert_eq!(out["uid"], 65534);
     for call in [
         "report",

@@ -149,3 +149,103 @@ impl Drop for Server {
         }
     }
 }
+
+/// The real daemon, `hardend run`, on a copy of the fixture root with the
+/// shipped policies, its state and socket in a temporary directory, and
+/// alerts on stderr (journald off). Stopped with SIGTERM when dropped.
+pub struct RealDaemon {
+    pub dir: tempfile::TempDir,
+    /// The scanned root (a copy the test may change).
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    child: std::process::Child,
+}
+
+impl RealDaemon {
+    pub fn start() -> RealDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod tempdir");
+        let root = dir.path().join("root");
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(fixture_root())
+            .arg(&root)
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "copy the fixture root");
+        let socket = dir.path().join("run/hardend.sock");
+        let config = dir.path().join("hardend.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "root: {}\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n",
+                root.display(),
+                hardend_tests::shipped_policies().display(),
+                dir.path().join("state").display(),
+                socket.display()
+            ),
+        )
+        .expect("write the configuration");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = std::process::Command::new(hardend_tests::program("hardend"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hardend run");
+        let mut daemon = RealDaemon {
+            dir,
+            root,
+            socket,
+            child,
+        };
+        daemon.wait_until_serving();
+        daemon
+    }
+
+    /// Waits (up to 30 s) until GetStatus answers after the first full scan.
+    fn wait_until_serving(&mut self) {
+        let runtime = hardend_daemon::client::runtime().expect("runtime");
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("hardend run exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(s) = runtime.block_on(hardend_daemon::client::status(&self.socket))
+                && s.last_full_scan_at.is_some()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("hardend run did not serve within 30 s:\n{}", self.log());
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RealDaemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process by its id.
+        unsafe {
+            libc::kill(
+                i32::try_from(self.child.id()).expect("pid fits"),
+                libc::SIGTERM,
+            );
+        }
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
