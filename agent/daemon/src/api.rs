@@ -10,10 +10,11 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hardend_proto::agent_server::AgentServer;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::InterceptorLayer;
@@ -43,6 +44,10 @@ pub struct ServeOptions {
     /// How long `Evaluate` waits for the core loop.
     pub evaluate_timeout: Duration,
     pub max_decoding_message_size: usize,
+    /// How many `WatchDrift` streams may be open at once; more are refused
+    /// with RESOURCE_EXHAUSTED, so no caller can make the daemon hold an
+    /// unbounded number of subscriptions.
+    pub max_watchers: usize,
 }
 
 impl ServeOptions {
@@ -54,6 +59,7 @@ impl ServeOptions {
             socket_mode: 0o660,
             evaluate_timeout: Duration::from_secs(60),
             max_decoding_message_size: MAX_DECODING_MESSAGE_SIZE,
+            max_watchers: 64,
         }
     }
 }
@@ -155,6 +161,7 @@ impl ApiServer {
         let agent = AgentServer::new(AgentService {
             shared,
             evaluate_timeout: options.evaluate_timeout,
+            watchers: Arc::new(Semaphore::new(options.max_watchers)),
             stopping: stop_rx,
         })
         .max_decoding_message_size(options.max_decoding_message_size);

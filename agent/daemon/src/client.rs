@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hardend_engine::Report;
 use hardend_policy::Severity;
@@ -20,6 +21,14 @@ use crate::convert::{self, AgentStatus, ConvertError, RemoteDrift};
 /// The largest answer the client accepts (a report of thousands of rules is
 /// a few MiB; tonic's default of 4 MiB is too tight).
 pub const MAX_RESPONSE_SIZE: usize = 64 * 1024 * 1024;
+
+/// How long connecting may take: the socket is local, so this only matters
+/// when the daemon hangs without accepting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `status` and `report` wait for their answer (the daemon answers
+/// them from memory).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a call to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +100,7 @@ pub async fn channel(socket: &Path) -> Result<Channel, ClientError> {
     let path = socket.to_path_buf();
     // The URI is required by the HTTP/2 layer and never resolved: the
     // connector below always dials the socket.
-    let endpoint = Endpoint::from_static("http://hardend.sock");
+    let endpoint = Endpoint::from_static("http://hardend.sock").connect_timeout(CONNECT_TIMEOUT);
     let dial = path.clone();
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -129,12 +138,19 @@ fn find_io_error(error: &(dyn std::error::Error + 'static)) -> Option<std::io::E
     None
 }
 
+fn timed_out() -> tonic::Status {
+    tonic::Status::deadline_exceeded(format!(
+        "the daemon did not answer within {} s",
+        CALL_TIMEOUT.as_secs()
+    ))
+}
+
 /// The daemon's state (`GetStatus`).
 pub async fn status(socket: &Path) -> Result<AgentStatus, ClientError> {
     let mut client = connect(socket).await?;
-    let answer = client
-        .get_status(pb::GetStatusRequest {})
+    let answer = tokio::time::timeout(CALL_TIMEOUT, client.get_status(pb::GetStatusRequest {}))
         .await
+        .map_err(|_| ClientError::call("GetStatus", timed_out()))?
         .map_err(|s| ClientError::call("GetStatus", s))?;
     Ok(convert::status_from_response(answer.into_inner()))
 }
@@ -142,9 +158,9 @@ pub async fn status(socket: &Path) -> Result<AgentStatus, ClientError> {
 /// The daemon's current results (`GetReport`), as a `hardend.report/v1` report.
 pub async fn report(socket: &Path) -> Result<Report, ClientError> {
     let mut client = connect(socket).await?;
-    let answer = client
-        .get_report(pb::GetReportRequest {})
+    let answer = tokio::time::timeout(CALL_TIMEOUT, client.get_report(pb::GetReportRequest {}))
         .await
+        .map_err(|_| ClientError::call("GetReport", timed_out()))?
         .map_err(|s| ClientError::call("GetReport", s))?;
     Ok(convert::report_from_proto(answer.into_inner())?)
 }

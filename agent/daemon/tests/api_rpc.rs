@@ -248,6 +248,39 @@ async fn watch_drift_streams_events_in_order_and_filters_by_severity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_drift_streams_are_capped_and_a_closed_one_frees_its_place() {
+    let options = hardend_daemon::api::ServeOptions {
+        max_watchers: 2,
+        ..TestServer::options(None)
+    };
+    let mut server = TestServer::start(options).await;
+    let mut agent = client::connect(&server.socket).await.expect("connect");
+    let request = || pb::WatchDriftRequest { min_severity: 0 };
+    let first = agent.watch_drift(request()).await.expect("first stream");
+    let _second = agent.watch_drift(request()).await.expect("second stream");
+    let status = agent
+        .watch_drift(request())
+        .await
+        .expect_err("a third stream is one too many");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    drop(first);
+    // The server notices the closed stream and frees its place.
+    let mut reopened = None;
+    for _ in 0..500 {
+        match agent.watch_drift(request()).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(s) => assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reopened.is_some(), "a place was freed");
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_drift_rejects_an_unknown_severity() {
     let mut server = TestServer::start(TestServer::options(None)).await;
     let mut agent = client::connect(&server.socket).await.expect("connect");

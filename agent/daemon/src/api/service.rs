@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hardend_policy::Severity;
 use hardend_proto as pb;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -24,6 +24,8 @@ const STREAM_BUFFER: usize = 64;
 pub(crate) struct AgentService {
     pub(crate) shared: Shared,
     pub(crate) evaluate_timeout: Duration,
+    /// One permit per open `WatchDrift` stream.
+    pub(crate) watchers: Arc<Semaphore>,
     /// Becomes true when the server shuts down; open streams end then.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -92,11 +94,15 @@ impl pb::agent_server::Agent for AgentService {
         let min = convert::severity_from_proto("min_severity", request.get_ref().min_severity)
             .map_err(|e| Status::invalid_argument(e.to_string()))?
             .unwrap_or(Severity::Low);
+        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many WatchDrift streams are open; try again later")
+        })?;
         // Subscribe before answering, so every event after the client has
         // its response is delivered.
         let events = self.shared.drift.subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(forward(
+            permit,
             events,
             self.shared.view.clone(),
             min,
@@ -128,6 +134,8 @@ impl pb::agent_server::Agent for AgentService {
 /// skipping would leave it with a wrong picture, and it can resynchronise with
 /// `GetReport` and watch again.
 async fn forward(
+    // Held until the stream ends, freeing its place.
+    _permit: OwnedSemaphorePermit,
     mut events: broadcast::Receiver<crate::DriftEvent>,
     view: watch::Receiver<Arc<AgentView>>,
     min: Severity,
