@@ -100,7 +100,8 @@ impl Server {
             ..ServeOptions::standard()
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = runtime.block_on(async {
+        let task = {
+            let _entered = runtime.enter();
             // A stand-in core: answers Evaluate with the current view.
             tokio::spawn(async move {
                 while let Some(command) = commands.recv().await {
@@ -113,7 +114,7 @@ impl Server {
             tokio::spawn(server.serve(shared, async move {
                 let _ = stopped.await;
             }))
-        });
+        };
         Server {
             runtime,
             dir,
