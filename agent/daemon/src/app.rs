@@ -349,7 +349,7 @@ impl Daemon {
             let mut reset_timers = false;
             tokio::select! {
                 () = &mut shutdown => break,
-                () = inbox.wait() => {
+                () = wake(&inbox) => {
                     debounce(&inbox, self.config.watch.debounce).await;
                     if let Some(batch) = inbox.take() {
                         blocking(|| self.handle_batch(batch));
@@ -495,20 +495,18 @@ impl Daemon {
                 }
             }
         }
+        self.reload_policies(true);
         if !errors.is_empty() {
             tracing::error!(
                 errors = errors.len(),
                 "the configuration is invalid; the old one stays in force"
             );
-            self.sink.policy_errors(&errors);
-        }
-        self.reload_policies(true);
-        if !errors.is_empty() {
-            // Keep the configuration errors visible next to policy errors.
-            let mut all = errors;
+            // Configuration errors are shown next to policy errors.
+            let mut all = errors.clone();
             all.append(&mut self.policy_errors);
             self.policy_errors = all;
             self.publish_view();
+            self.sink.policy_errors(&errors);
         }
         self.notify.ready(&self.status_line());
     }
@@ -565,10 +563,13 @@ impl Daemon {
                     errors = lines.len(),
                     "invalid policies; the last good policies stay in force"
                 );
-                if always_report || lines != self.policy_errors {
-                    self.sink.policy_errors(&lines);
-                }
+                let report = always_report || lines != self.policy_errors;
                 self.policy_errors = lines;
+                // The view first, as for drift events.
+                self.publish_view();
+                if report {
+                    self.sink.policy_errors(&self.policy_errors);
+                }
                 // The other changes of the batch still count.
                 self.full_evaluation();
             }
@@ -602,10 +603,16 @@ impl Daemon {
         }
     }
 
-    /// Adds the overdue events, emits everything in order, persists the
-    /// state if it changed, and publishes the view.
+    /// Adds the overdue events, publishes the view, emits the events in
+    /// order, then persists the state if it changed. The view comes first so
+    /// that whoever reacts to an event finds it in the view; the state comes
+    /// last so that a crash in between repeats an alert rather than loses it.
     fn settle(&mut self, mut events: Vec<DriftEvent>, force_view: bool) {
         events.extend(self.evaluator.overdue(jiff::Timestamp::now()));
+        self.drift_events += events.len() as u64;
+        if self.evaluator.is_dirty() || force_view || !events.is_empty() {
+            self.publish_view();
+        }
         for event in &events {
             tracing::info!(
                 seq = event.seq,
@@ -619,14 +626,7 @@ impl Daemon {
             // No subscriber is not an error.
             let _ = self.drift_tx.send(event.clone());
         }
-        self.drift_events += events.len() as u64;
-        let changed = self.evaluator.is_dirty();
-        if changed {
-            self.save();
-        }
-        if changed || force_view || !events.is_empty() {
-            self.publish_view();
-        }
+        self.save();
     }
 
     /// Writes the state if it changed; a failure is logged and retried at
@@ -681,6 +681,14 @@ fn status_of(view: &AgentView) -> String {
         ));
     }
     line
+}
+
+/// Completes at once when changes are pending (a wake-up may have been
+/// spent by a branch that lost the race), else at the watcher's next event.
+async fn wake(inbox: &Inbox) {
+    if inbox.burst().is_none() {
+        inbox.wait().await;
+    }
 }
 
 /// Waits until the current burst is quiet for `debounce`, or has lasted

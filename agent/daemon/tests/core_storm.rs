@@ -36,7 +36,7 @@ async fn ten_thousand_changes_leave_the_loop_responsive_bounded_and_right() {
         for chunk in 0..(CHANGES / CHUNK) {
             for j in 0..CHUNK {
                 let i = chunk * CHUNK + j;
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     // Thousands of distinct new paths: more than the inbox holds.
                     std::fs::write(root.join(format!("etc/noise-{i}")), "x").expect("noise");
                 } else {
