@@ -287,6 +287,27 @@ fn the_real_daemon_reports_what_check_finds_and_streams_a_file_change() {
     ]);
     assert_eq!(verdicts(&served.stdout), verdicts(&checked.stdout));
 
+    // --evaluate has the daemon scan again: same verdicts, a later start.
+    let started = |json: &[u8]| -> jiff::Timestamp {
+        let doc: serde_json::Value = serde_json::from_slice(json).expect("a JSON report");
+        doc["started_at"]
+            .as_str()
+            .expect("started_at")
+            .parse()
+            .expect("RFC 3339")
+    };
+    let fresh = hardend(&[
+        "report",
+        "--socket",
+        socket,
+        "--format",
+        "json",
+        "--evaluate",
+    ]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stderr));
+    assert_eq!(verdicts(&fresh.stdout), verdicts(&checked.stdout));
+    assert!(started(&fresh.stdout) > started(&served.stdout));
+
     // `watch` sees sshd_config weakened and restored. The first change may
     // land before the stream is subscribed, so it is repeated until seen.
     let mut child = Command::new(program("hardend"))

@@ -165,6 +165,18 @@ pub async fn report(socket: &Path) -> Result<Report, ClientError> {
     Ok(convert::report_from_proto(answer.into_inner())?)
 }
 
+/// Has the daemon evaluate everything now (`Evaluate`) and returns the new
+/// report. Waits as long as the daemon allows an evaluation (its own timeout
+/// answers DEADLINE_EXCEEDED).
+pub async fn evaluate(socket: &Path) -> Result<Report, ClientError> {
+    let mut client = connect(socket).await?;
+    let answer = client
+        .evaluate(pb::EvaluateRequest {})
+        .await
+        .map_err(|s| ClientError::call("Evaluate", s))?;
+    Ok(convert::report_from_proto(answer.into_inner())?)
+}
+
 /// How `watch` prints each event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchFormat {

@@ -60,6 +60,9 @@ pub struct ReportArgs {
     /// Never colour the table.
     #[arg(long)]
     no_color: bool,
+    /// Have the daemon evaluate everything now, and print that.
+    #[arg(long)]
+    evaluate: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,7 +108,13 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let answer = client::runtime().and_then(|rt| rt.block_on(client::report(&socket)));
+    let answer = client::runtime().and_then(|rt| {
+        if args.evaluate {
+            rt.block_on(client::evaluate(&socket))
+        } else {
+            rt.block_on(client::report(&socket))
+        }
+    });
     let report = match answer {
         Ok(r) => r,
         Err(e) => return fail(&e),
