@@ -27,6 +27,23 @@ use hardend_facts::{FactKey, Facts, ProbeFailure, Source};
 
 pub use root::{RootError, RootFs};
 
+/// Starts `probe` on a thread named `name` of `scope` when `wanted`. None
+/// when it is not wanted or no thread could be started.
+fn spawn_probe<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    wanted: bool,
+    probe: impl FnOnce() -> T + Send + 'scope,
+) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
+    if !wanted {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn_scoped(scope, probe)
+        .ok()
+}
+
 /// The host (or image) below one root.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -48,22 +65,28 @@ impl Probe {
     /// cannot be read is stored as its failure.
     ///
     /// Files read for many keys (the sysctl.d files, the unit directories)
-    /// are read once for all of them. On a live root the firewall probe runs
-    /// on its own thread while the other facts are read, since most of its
-    /// time is spent waiting for `nft`.
+    /// are read once for all of them. On a live root the firewall and the
+    /// listening sockets are read on threads of their own while the other
+    /// facts are read: the firewall probe mostly waits for `nft`, and the
+    /// socket owners are found with hundreds of small `/proc` reads.
     pub fn collect(&self, keys: &BTreeSet<FactKey>) -> Facts {
         let fs = &self.fs;
-        let wants_firewall = keys.contains(&FactKey::Firewall);
         std::thread::scope(|scope| {
-            let firewall = (wants_firewall && fs.is_live())
-                .then(|| {
-                    std::thread::Builder::new()
-                        .name("hardend-firewall".to_string())
-                        .spawn_scoped(scope, || firewall::probe(fs))
-                        // Without a thread the firewall is read in turn below.
-                        .ok()
-                })
-                .flatten();
+            // A fact that gets no thread is read in turn below.
+            let threaded = |key: FactKey| fs.is_live() && keys.contains(&key);
+            let firewall = spawn_probe(
+                scope,
+                "hardend-firewall",
+                threaded(FactKey::Firewall),
+                || firewall::probe(fs),
+            );
+            let listening = spawn_probe(
+                scope,
+                "hardend-listening",
+                threaded(FactKey::Listening),
+                || listening::probe(fs),
+            );
+
             let mut facts = Facts::default();
             let sysctl_config = keys
                 .iter()
@@ -86,13 +109,22 @@ impl Probe {
                             .insert(unit.clone(), service::probe_with(fs, unit, index));
                     }
                     (FactKey::Firewall, _, _) if firewall.is_some() => {}
+                    (FactKey::Listening, _, _) if listening.is_some() => {}
                     _ => self.collect_one(key, &mut facts),
                 }
             }
             if let Some(handle) = firewall {
-                facts.firewall = Some(handle.join().unwrap_or_else(|_| {
-                    Err(ProbeFailure::new("the firewall probe panicked".to_string()))
-                }));
+                facts.firewall = Some(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(ProbeFailure::new("the firewall probe panicked"))),
+                );
+            }
+            if let Some(handle) = listening {
+                facts.listening =
+                    Some(handle.join().unwrap_or_else(|_| {
+                        Err(ProbeFailure::new("the listening probe panicked"))
+                    }));
             }
             facts
         })

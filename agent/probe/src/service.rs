@@ -131,35 +131,121 @@ impl ServiceIndex {
 }
 
 /// Reads the unit directories of `fs` once, for [`probe_with`].
+///
+/// The entry types that the directory listings carry save a lookup per
+/// entry: a real directory or symlink below an already resolved unit
+/// directory is read through its host path, and only other entries (a
+/// symlinked dependency directory, a type the filesystem does not report,
+/// a name that is not UTF-8) go through [`RootFs`] path by path.
 pub fn load_index(fs: &RootFs) -> ServiceIndex {
-    let mut index = ServiceIndex::unlisted(fs);
-    index.listings = index
-        .dirs
-        .iter()
-        .map(|dir| {
-            fs.read_dir(dir)
-                .ok()
-                .map(|names| names.into_iter().collect())
-        })
-        .collect();
-    for (sub, names) in &mut index.dependency_dirs {
-        *names = fs
-            .read_dir(sub)
-            .ok()
-            .map(|names| names.into_iter().collect());
-    }
-    for (dir, links) in &mut index.alias_links {
-        *links = fs.read_dir(dir).ok().map(|names| {
-            names
-                .into_iter()
-                .filter_map(|name| {
-                    let target = fs.read_link(&format!("{dir}/{name}")).ok()?;
-                    Some((name, target))
+    let dirs = unit_dirs(fs);
+    let mut listings = Vec::with_capacity(dirs.len());
+    let mut dependencies = Vec::new();
+    let mut alias_links = Vec::new();
+    for dir in &dirs {
+        let Some((host_dir, entries)) = list_typed(fs, dir) else {
+            // Unlisted: every lookup in this directory goes to the disk.
+            listings.push(None);
+            for sub in dependency_dirs(fs, dir) {
+                let names = fs.read_dir(&sub).ok().map(|n| n.into_iter().collect());
+                dependencies.push((sub, names));
+            }
+            if ALIAS_DIRS.contains(dir) {
+                alias_links.push((*dir, None));
+            }
+            continue;
+        };
+        for entry in &entries {
+            if !DEPENDENCY_SUFFIXES.iter().any(|s| entry.name.ends_with(s)) {
+                continue;
+            }
+            let sub = format!("{dir}/{}", entry.name);
+            let names = match entry.kind {
+                EntryKind::Dir => list_names(&host_dir.join(&entry.name)),
+                EntryKind::Symlink | EntryKind::Unknown
+                    if fs.metadata(&sub).is_ok_and(|m| m.is_dir()) =>
+                {
+                    fs.read_dir(&sub).ok().map(|n| n.into_iter().collect())
+                }
+                _ => continue,
+            };
+            dependencies.push((sub, names));
+        }
+        if ALIAS_DIRS.contains(dir) {
+            let links = entries
+                .iter()
+                .filter_map(|entry| {
+                    let target = match entry.kind {
+                        EntryKind::Symlink => std::fs::read_link(host_dir.join(&entry.name)).ok(),
+                        EntryKind::Unknown => fs.read_link(&format!("{dir}/{}", entry.name)).ok(),
+                        // Not a symlink: reading it as one would fail.
+                        EntryKind::Dir | EntryKind::Other => None,
+                    }?;
+                    Some((entry.name.clone(), target))
                 })
-                .collect()
-        });
+                .collect();
+            alias_links.push((*dir, Some(links)));
+        }
+        listings.push(Some(entries.into_iter().map(|e| e.name).collect()));
     }
-    index
+    ServiceIndex {
+        dirs,
+        listings,
+        dependency_dirs: dependencies,
+        alias_links,
+        systemd_running: systemd_running(fs),
+    }
+}
+
+/// What a directory listing says an entry is, without following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    Symlink,
+    Other,
+    /// Not reported, or a name that is not UTF-8 (whose lossy form may name
+    /// another path): looked up through [`RootFs`] like any path.
+    Unknown,
+}
+
+struct TypedEntry {
+    name: String,
+    kind: EntryKind,
+}
+
+/// The entries of a root-relative directory with their types, in the name
+/// order of [`RootFs::read_dir`], and the directory's resolved host path.
+fn list_typed(fs: &RootFs, dir: &str) -> Option<(PathBuf, Vec<TypedEntry>)> {
+    let host_dir = fs.resolve(dir).ok()?;
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(&host_dir).ok()? {
+        let entry = entry.ok()?;
+        let file_name = entry.file_name();
+        let (name, kind) = match file_name.to_str() {
+            Some(name) => {
+                let kind = match entry.file_type() {
+                    Ok(t) if t.is_dir() => EntryKind::Dir,
+                    Ok(t) if t.is_symlink() => EntryKind::Symlink,
+                    Ok(_) => EntryKind::Other,
+                    Err(_) => EntryKind::Unknown,
+                };
+                (name.to_string(), kind)
+            }
+            None => (file_name.to_string_lossy().into_owned(), EntryKind::Unknown),
+        };
+        entries.push(TypedEntry { name, kind });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Some((host_dir, entries))
+}
+
+/// The (lossy) names in a host directory; None when it cannot be read.
+fn list_names(host_dir: &Path) -> Option<HashSet<String>> {
+    std::fs::read_dir(host_dir)
+        .ok()?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<HashSet<String>, _>>()
+        .ok()
 }
 
 /// Whether `name` can be looked up in a directory listing: a single path

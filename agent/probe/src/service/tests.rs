@@ -384,6 +384,28 @@ fn probe_and_probe_with_agree_on_many_units() {
             "/etc/systemd/system/getty.target.wants/getty@tty1.service",
             "/lib/systemd/system/getty@.service",
         );
+    // A dependency directory that is a symlink, a regular file with a
+    // dependency suffix, and names that are not UTF-8 (their lossy form
+    // names no file).
+    root.link("/etc/systemd/system/timers.target.wants", "/opt/wants")
+        .link(
+            "/opt/wants/u13.service",
+            "/usr/lib/systemd/system/u13.service",
+        )
+        .file("/etc/systemd/system/bogus.wants", "not a directory\n");
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd_dir = std::ffi::OsStr::from_bytes(b"x\xff.wants");
+        let etc = root.path("/etc/systemd/system");
+        fs::create_dir_all(etc.join(odd_dir)).unwrap();
+        symlink(
+            "/lib/systemd/system/u8.service",
+            etc.join(odd_dir).join("u8.service"),
+        )
+        .unwrap();
+        let odd_alias = std::ffi::OsStr::from_bytes(b"caf\xe9.service");
+        symlink("/lib/systemd/system/u10.service", etc.join(odd_alias)).unwrap();
+    }
     // A hostile alias that climbs out of the dependency directory.
     root.file(
         "/lib/systemd/system/odd.service",
