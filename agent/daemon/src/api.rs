@@ -120,9 +120,16 @@ impl ApiServer {
             .map_err(socket_error(socket, "make the socket non-blocking"))?;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(options.socket_mode))
             .map_err(socket_error(socket, "set the socket's mode"))?;
-        if let Some(gid) = options.allowed_gid {
-            std::os::unix::fs::chown(socket, None, Some(gid))
-                .map_err(socket_error(socket, "give the socket its group"))?;
+        // Without the group the socket keeps the daemon's own group: only
+        // root can use it, which is safe, so a failure here is not fatal (a
+        // daemon not running as root may not be allowed to give it away).
+        if let Some(gid) = options.allowed_gid
+            && let Err(e) = std::os::unix::fs::chown(socket, None, Some(gid))
+        {
+            tracing::warn!(
+                socket = %socket.display(),
+                "cannot give the socket group {API_GROUP} (gid {gid}): {e}; its members cannot reach the API"
+            );
         }
         Ok(ApiServer {
             listener,
