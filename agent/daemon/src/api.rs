@@ -2,6 +2,13 @@
 //! and server reflection, for root and the members of group `hardend` only
 //! (checked on every call from the kernel's record of the caller, besides the
 //! socket file's mode and group).
+//!
+//! Clients built on gRPC's C core (Python `grpcio`, C++, Ruby) must set the
+//! `:authority` to `localhost` (channel option `grpc.default_authority`; for
+//! grpcurl versions that send the path, `-authority localhost`): their
+//! default for a `unix:` target is the percent-encoded socket path, which the
+//! HTTP/2 layer under tonic rejects as malformed before any of this code
+//! runs. grpc-go and tonic clients send `localhost` by themselves.
 
 mod peer;
 mod service;
