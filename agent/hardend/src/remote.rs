@@ -173,7 +173,10 @@ pub fn watch(args: WatchArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Ok(WatchEnd::Closed) => {
-                eprintln!("hardend: the daemon at {} ended the stream", socket.display());
+                eprintln!(
+                    "hardend: the daemon at {} ended the stream",
+                    socket.display()
+                );
                 return ExitCode::from(2);
             }
             // This terminal fell behind: say so, and watch again.
