@@ -2,3 +2,7 @@
 //! agents push to, the `Console` service operators query, the store behind
 //! them (SQLite or PostgreSQL), and the small PKI that issues their
 //! certificates.
+
+pub mod console;
+pub mod pki;
+pub mod tls;
