@@ -372,3 +372,40 @@ async fn evaluate_answers_with_the_new_view_and_the_poll_runs_quietly() {
     assert!(d.capture.drift().is_empty());
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_overflow_becomes_a_full_rescan_that_misses_nothing() {
+    let fx = Fixture::new();
+    let mut config = fx.config();
+    // A long debounce, so the whole burst lands in one batch.
+    config.watch.debounce = Duration::from_millis(1000);
+    let d = Running::start(config);
+    let full_before = d.stats.full_evaluations();
+    let root = fx.root();
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(root.join("etc/motd"), "welcome\n").expect("motd");
+        for i in 0..(hardend_daemon::watch::INBOX_CAPACITY + 500) {
+            std::fs::write(root.join(format!("etc/noise-{i}")), "x").expect("noise");
+        }
+    })
+    .await
+    .expect("writer");
+    let events = d.capture.wait_drift(1, Duration::from_secs(15)).await;
+    assert_eq!(
+        summary(&events),
+        vec![(
+            1,
+            DriftKind::Failing,
+            "motd-banner".to_string(),
+            Some(Status::Pass),
+            Status::Fail
+        )]
+    );
+    assert!(d.stats.overflows() >= 1, "the inbox overflowed");
+    assert!(
+        d.stats.full_evaluations() > full_before,
+        "a full rescan ran"
+    );
+    assert!(d.stats.pending_high_water() <= hardend_daemon::watch::INBOX_CAPACITY);
+    d.stop().await;
+}
