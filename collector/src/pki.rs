@@ -173,7 +173,16 @@ pub fn init(dir: &Path) -> Result<(), PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, ORGANIZATION);
-    dn.push(DnType::CommonName, "hardend CA");
+    // A CA name of its own (from its public key) tells two deployments'
+    // CAs apart in error messages and in `openssl x509 -text`.
+    let tag: String = key
+        .public_key_raw()
+        .iter()
+        .skip(1)
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dn.push(DnType::CommonName, format!("hardend CA {tag}"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
