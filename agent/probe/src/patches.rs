@@ -34,6 +34,68 @@ pub enum PatchesError {
     NoDpkg,
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: RootError },
+    #[error("cannot read {path}: {reason}")]
+    List { path: String, reason: String },
+}
+
+/// The largest list accepted once decompressed: security suites' lists are
+/// a few megabytes, and a hostile file must not exhaust memory.
+pub const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How a `*_Packages` list is stored, from its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Lz4,
+    /// Compressions apt supports that this probe does not read.
+    Unsupported(&'static str),
+}
+
+impl Compression {
+    /// The list's compression and its name without the compression suffix;
+    /// `None` when the name is not a `*_Packages` list.
+    pub fn of(name: &str) -> Option<(Compression, &str)> {
+        const SUFFIXES: [(&str, Compression); 6] = [
+            ("", Compression::None),
+            (".gz", Compression::Gzip),
+            (".lz4", Compression::Lz4),
+            (".xz", Compression::Unsupported("xz")),
+            (".zst", Compression::Unsupported("zstd")),
+            (".bz2", Compression::Unsupported("bzip2")),
+        ];
+        SUFFIXES.iter().find_map(|(suffix, c)| {
+            let base = name.strip_suffix(suffix)?;
+            base.ends_with("_Packages").then_some((*c, base))
+        })
+    }
+}
+
+/// The list's text, decompressed and capped at [`MAX_LIST_BYTES`].
+pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let result = match compression {
+        Compression::None => return Ok(data.to_vec()),
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
+            .take(MAX_LIST_BYTES + 1)
+            .read_to_end(&mut out),
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(MAX_LIST_BYTES + 1)
+            .read_to_end(&mut out),
+        Compression::Unsupported(format) => {
+            return Err(format!(
+                "the list is compressed with {format}, which hardend does not read"
+            ));
+        }
+    };
+    match result {
+        Ok(_) if out.len() as u64 > MAX_LIST_BYTES => Err(format!(
+            "the list is larger than {MAX_LIST_BYTES} bytes once decompressed"
+        )),
+        Ok(_) => Ok(out),
+        Err(e) => Err(format!("corrupt compressed list: {e}")),
+    }
 }
 
 /// One package version offered by a list.
@@ -82,7 +144,8 @@ impl ReleaseInfo {
     }
 }
 
-static LISTS: LazyLock<StampCache<PackageList>> = LazyLock::new(StampCache::default);
+static LISTS: LazyLock<StampCache<Result<PackageList, String>>> =
+    LazyLock::new(StampCache::default);
 static RELEASES: LazyLock<StampCache<ReleaseInfo>> = LazyLock::new(StampCache::default);
 static STATUS: LazyLock<StampCache<Vec<DpkgRecord>>> = LazyLock::new(StampCache::default);
 static LIST_PARSES: AtomicU64 = AtomicU64::new(0);
@@ -173,8 +236,9 @@ fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesE
     Ok(out.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
 }
 
-/// The lists of security suites under the root, with their suite names.
-fn security_lists(fs: &RootFs) -> Result<Vec<(String, String)>, PatchesError> {
+/// The lists of security suites under the root, with their suite names
+/// and compression.
+fn security_lists(fs: &RootFs) -> Result<Vec<(String, String, Compression)>, PatchesError> {
     let names = match fs.read_dir(APT_LISTS) {
         Ok(n) => n,
         Err(e) if is_absent(&e) => return Ok(Vec::new()),
@@ -196,23 +260,28 @@ fn security_lists(fs: &RootFs) -> Result<Vec<(String, String)>, PatchesError> {
             Err(e) => return Err(read_err(&path)(e)),
         }
     }
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String, Compression)> = Vec::new();
+    let mut bases: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for name in &names {
-        if !name.ends_with("_Packages") {
+        // One list per base name: the plain one sorts first and wins.
+        let Some((compression, base)) = Compression::of(name) else {
+            continue;
+        };
+        if !bases.insert(base) {
             continue;
         }
         let release = releases
             .iter()
             .filter(|(prefix, _)| {
-                name.len() > prefix.len()
-                    && name.starts_with(prefix.as_str())
-                    && name.as_bytes().get(prefix.len()) == Some(&b'_')
+                base.len() > prefix.len()
+                    && base.starts_with(prefix.as_str())
+                    && base.as_bytes().get(prefix.len()) == Some(&b'_')
             })
             .max_by_key(|(prefix, _)| prefix.len());
         if let Some((_, info)) = release
             && info.is_security()
         {
-            out.push((format!("{APT_LISTS}/{name}"), info.name()));
+            out.push((format!("{APT_LISTS}/{name}"), info.name(), compression));
         }
     }
     Ok(out)
@@ -224,14 +293,23 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
     // The best candidate per installed package: (version, suite, list, line).
     let mut best: BTreeMap<(&str, &str), (String, String, String, u32)> = BTreeMap::new();
     let mut read = Vec::new();
-    for (path, suite) in &lists {
+    for (path, suite, compression) in &lists {
         let list = match cached(fs, &LISTS, path, |b| {
             LIST_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
-            parse_packages(b)
+            decompress(b, *compression).map(|text| parse_packages(&text))
         }) {
             Ok(l) => l,
             Err(e) if is_absent(&e) => continue,
             Err(e) => return Err(read_err(path)(e)),
+        };
+        let list = match list.as_ref() {
+            Ok(list) => list,
+            Err(reason) => {
+                return Err(PatchesError::List {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                });
+            }
         };
         read.push(path.clone());
         for ((name, arch), _) in &installed {
@@ -438,6 +516,34 @@ mod tests {
         assert_eq!(plain.name(), "stable");
         let old = parse_release(b"Label: Debian-Security\nSuite: oldoldstable\n");
         assert!(old.is_security());
+    }
+
+    #[test]
+    fn compressed_lists_are_named_and_read() {
+        assert_eq!(
+            Compression::of("a_dists_x-security_main_binary-amd64_Packages.lz4"),
+            Some((
+                Compression::Lz4,
+                "a_dists_x-security_main_binary-amd64_Packages"
+            ))
+        );
+        assert_eq!(
+            Compression::of("a_Packages"),
+            Some((Compression::None, "a_Packages"))
+        );
+        assert_eq!(Compression::of("a_Packages.diff_Index"), None);
+        assert_eq!(Compression::of("a_Release"), None);
+        let text = b"Package: a\nVersion: 1\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        assert_eq!(decompress(&gz, Compression::Gzip).as_deref(), Ok(&text[..]));
+        let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut lz, text).expect("lz4");
+        let lz = lz.finish().expect("lz4");
+        assert_eq!(decompress(&lz, Compression::Lz4).as_deref(), Ok(&text[..]));
+        assert!(decompress(b"not lz4", Compression::Lz4).is_err());
+        assert!(decompress(b"x", Compression::Unsupported("xz")).is_err());
     }
 
     #[test]
