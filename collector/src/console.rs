@@ -74,7 +74,11 @@ pub fn human_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
     if d > 0 {
-        format!("{d}d {h}h")
+        if h > 0 {
+            format!("{d}d {h}h")
+        } else {
+            format!("{d}d")
+        }
     } else if h > 0 {
         if m > 0 {
             format!("{h}h {m}m")
@@ -333,16 +337,20 @@ pub fn findings_json(findings: &[pb::Finding]) -> Value {
 }
 
 fn findings_rows(findings: &[pb::Finding], with_host: bool, now: Timestamp) -> Table {
+    // Open findings fail by definition; a STATUS column is shown only when
+    // some do not (errors, resolved findings).
+    let with_status = findings
+        .iter()
+        .any(|f| f.status != pb::Status::Fail as i32 || !f.resolved_at.is_empty());
     let mut columns = vec![Column::left("SEVERITY")];
     if with_host {
-        columns.push(Column::left("HOST"));
+        columns.push(Column::flex("HOST"));
     }
-    columns.extend([
-        Column::flex("POLICY/RULE"),
-        Column::left("STATUS"),
-        Column::right("OPEN FOR"),
-        Column::left("OVERDUE"),
-    ]);
+    columns.push(Column::flex("POLICY/RULE"));
+    if with_status {
+        columns.push(Column::left("STATUS"));
+    }
+    columns.extend([Column::right("OPEN FOR"), Column::left("OVERDUE")]);
     let mut t = Table::new(columns);
     for f in findings {
         let open_for = if f.resolved_at.is_empty() {
@@ -354,12 +362,11 @@ fn findings_rows(findings: &[pb::Finding], with_host: bool, now: Timestamp) -> T
         if with_host {
             row.push(f.host.clone());
         }
-        row.extend([
-            format!("{}/{}", f.policy, f.rule),
-            status_word(f.status).to_string(),
-            open_for,
-            if f.overdue { "OVERDUE" } else { "" }.to_string(),
-        ]);
+        row.push(format!("{}/{}", f.policy, f.rule));
+        if with_status {
+            row.push(status_word(f.status).to_string());
+        }
+        row.extend([open_for, if f.overdue { "yes" } else { "" }.to_string()]);
         t.row(row);
     }
     t

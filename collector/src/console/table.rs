@@ -11,7 +11,7 @@ pub enum Align {
 }
 
 /// A column: its header, its alignment, and whether it gives up width
-/// first when the table is too wide.
+/// when the table is too wide (flexible columns do, in their order).
 #[derive(Debug, Clone)]
 pub struct Column {
     pub header: &'static str,
@@ -49,7 +49,7 @@ impl Column {
 const GAP: &str = "  ";
 
 /// The narrowest a flexible column is shortened to.
-const MIN_FLEX: usize = 12;
+const MIN_FLEX: usize = 16;
 
 /// The widest any fixed left-aligned column grows.
 const MAX_FIXED: usize = 24;
@@ -100,12 +100,20 @@ impl Table {
         let total = |widths: &[usize]| {
             widths.iter().sum::<usize>() + GAP.len() * widths.len().saturating_sub(1)
         };
-        let excess = total(&widths).saturating_sub(width);
-        if excess > 0
-            && let Some(i) = self.columns.iter().position(|c| c.flex)
-        {
-            let floor = MIN_FLEX.max(chars(self.columns[i].header));
-            widths[i] = widths[i].saturating_sub(excess).max(floor.min(widths[i]));
+        // Flexible columns give up width in their order, each down to its
+        // floor, until the table fits.
+        let mut excess = total(&widths).saturating_sub(width);
+        for (i, col) in self.columns.iter().enumerate() {
+            if excess == 0 {
+                break;
+            }
+            if !col.flex {
+                continue;
+            }
+            let floor = MIN_FLEX.max(chars(col.header)).min(widths[i]);
+            let give = excess.min(widths[i] - floor);
+            widths[i] -= give;
+            excess -= give;
         }
 
         let mut out = String::new();
