@@ -6,3 +6,7 @@
 pub mod console;
 pub mod pki;
 pub mod tls;
+
+pub mod config;
+pub mod server;
+pub mod store;

@@ -1,6 +1,145 @@
 //! `hardend-collector`: runs the fleet collector, or manages its PKI.
 
-fn main() {
-    eprintln!("hardend-collector: not built yet");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hardend_collector::config::{DEFAULT_CONFIG_PATH, load_config};
+use hardend_collector::pki::{self, CertKind};
+
+#[derive(Parser)]
+#[command(
+    name = "hardend-collector",
+    version,
+    about = "The hardend fleet collector"
+)]
+struct Cli {
+    /// The configuration file (used when no subcommand is given).
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the collector (the default).
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Creates a CA and issues certificates for small deployments and tests.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Writes DIR/ca.pem and DIR/ca.key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Writes DIR/NAME.pem and DIR/NAME.key signed by DIR's CA.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        kind: CertKind,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.config),
+        Some(Command::Run { config }) => run(config.unwrap_or(cli.config)),
+        Some(Command::Pki { command }) => {
+            let result = match &command {
+                PkiCommand::Init { dir } => pki::init(dir),
+                PkiCommand::Issue { dir, kind, name } => pki::issue(dir, *kind, name),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("hardend-collector: pki: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn run(config_path: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match load_config(&config_path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for err in errors {
+                eprintln!("{err}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hardend-collector: cannot start the runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("stopping");
+        };
+        tracing::info!(listen = %config.listen, store = %redact(&config.store), "hardend-collector starting");
+        hardend_collector::server::serve(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hardend-collector: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The store URL without a password, for the log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

@@ -1,0 +1,857 @@
+//! One store test suite, run against both backends: SQLite in a temporary
+//! directory and a real PostgreSQL cluster started privately for the test
+//! (Unix socket only, in its own temporary directory).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hardend_collector::store::{Store, StoreError, Stored};
+use hardend_policy::config::Deadlines;
+use hardend_proto::{
+    DriftEvent, DriftKind, Hello, ListFindingsRequest, PolicyRef, Report, RuleResult, Severity,
+    Snapshot, Status,
+};
+use jiff::Timestamp;
+
+// ---------------------------------------------------------------------------
+// Requiring real components (as `hardend_tests::require`).
+
+fn fast_subset() -> bool {
+    std::env::var_os("HARDEND_FAST_TESTS").is_some_and(|v| v == "1")
+}
+
+fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if fast_subset() {
+        eprintln!(
+            "SKIP: {what} is not available and HARDEND_FAST_TESTS=1 asked for the fast subset"
+        );
+        return false;
+    }
+    panic!(
+        "{what} is required by this test and is missing (scripts/install-deps installs it; or set HARDEND_FAST_TESTS=1 for the fast subset)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A private PostgreSQL cluster.
+
+fn postgres_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "postgres", "--"]).arg(program);
+    cmd
+}
+
+impl PgCluster {
+    fn start(bin: PathBuf) -> PgCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("hardend-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let status = Command::new("chown")
+            .args(["postgres:", &dir.path().to_string_lossy()])
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown the cluster directory to postgres");
+        let data = dir.path().join("data");
+        let out = as_postgres(&bin.join("initdb"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = 5432;
+        let options = format!(
+            "-k {} -p {port} -c listen_addresses='' -c fsync=off",
+            dir.path().display()
+        );
+        let out = as_postgres(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.path().join("log"))
+            .args(["-w", "start"])
+            .output()
+            .expect("run pg_ctl start");
+        let cluster = PgCluster { dir, bin, port };
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(cluster.dir.path().join("log")).unwrap_or_default()
+        );
+        cluster
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres:///{database}?host={}&port={}&user=postgres",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// Where each case gets a fresh, empty store.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgCluster),
+}
+
+impl Db {
+    async fn fresh(&self, name: &str) -> Store {
+        let deadlines = Deadlines::default();
+        match self {
+            Db::Sqlite(dir) => {
+                let url = format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{name}.db")).display()
+                );
+                Store::open(&url, deadlines)
+                    .await
+                    .expect("open SQLite store")
+            }
+            Db::Postgres(cluster) => {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres"))
+                    .await
+                    .expect("connect to the cluster");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create a database");
+                Store::open(&cluster.url(name), deadlines)
+                    .await
+                    .expect("open PostgreSQL store")
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages.
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().expect("timestamp")
+}
+
+fn result(policy: &str, rule: &str, severity: Severity, status: Status) -> RuleResult {
+    RuleResult {
+        policy: policy.to_string(),
+        rule: rule.to_string(),
+        title: format!("{rule} title"),
+        severity: severity as i32,
+        status: status as i32,
+        expected: Some("1".to_string()),
+        actual: Some(if status == Status::Fail { "0" } else { "1" }.to_string()),
+        ..Default::default()
+    }
+}
+
+fn failing_since(mut r: RuleResult, since: &str) -> RuleResult {
+    r.first_failed_at = Some(since.to_string());
+    r
+}
+
+fn hello(host: &str, last_seq: u64) -> Hello {
+    Hello {
+        host: host.to_string(),
+        agent_version: "0.1.0".to_string(),
+        policies: vec![PolicyRef {
+            id: "base".to_string(),
+            version: "1".to_string(),
+        }],
+        last_seq,
+    }
+}
+
+fn snapshot(seq: u64, at: &str, results: Vec<RuleResult>) -> Snapshot {
+    Snapshot {
+        seq,
+        report: Some(Report {
+            schema: "hardend.report/v1".to_string(),
+            started_at: at.to_string(),
+            policies: vec![PolicyRef {
+                id: "base".to_string(),
+                version: "1".to_string(),
+            }],
+            results,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn drift(seq: u64, at: &str, result: RuleResult) -> DriftEvent {
+    let kind = if result.status == Status::Fail as i32 {
+        DriftKind::Failing
+    } else {
+        DriftKind::Passing
+    };
+    DriftEvent {
+        seq,
+        at: at.to_string(),
+        kind: kind as i32,
+        result: Some(result),
+        ..Default::default()
+    }
+}
+
+const T0: &str = "2026-01-01T00:00:00Z";
+
+fn open_rules(findings: &[hardend_proto::Finding]) -> Vec<String> {
+    let mut rules: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{}:{}/{}", f.host, f.policy, f.rule))
+        .collect();
+    rules.sort();
+    rules
+}
+
+fn all() -> ListFindingsRequest {
+    ListFindingsRequest::default()
+}
+
+// ---------------------------------------------------------------------------
+// The cases.
+
+async fn dedupe(db: &Db) {
+    let store = db.fresh("dedupe").await;
+    let now = ts(T0);
+    // A message for a host that has not said Hello is refused.
+    let err = store
+        .store_drift(
+            "ghost",
+            &drift(1, T0, result("base", "a", Severity::High, Status::Fail)),
+            now,
+        )
+        .await
+        .expect_err("unknown host");
+    assert!(matches!(err, StoreError::UnknownHost(_)), "{err}");
+
+    assert_eq!(
+        store.hello(&hello("web-1", 0), now).await.expect("hello"),
+        0
+    );
+    let event = drift(1, T0, result("base", "a", Severity::High, Status::Fail));
+    assert_eq!(
+        store
+            .store_drift("web-1", &event, now)
+            .await
+            .expect("drift"),
+        Stored::New
+    );
+    assert_eq!(
+        store
+            .store_drift("web-1", &event, now)
+            .await
+            .expect("resend"),
+        Stored::Duplicate
+    );
+    // A snapshot reusing a stored seq is a duplicate too and changes nothing.
+    let stale = snapshot(
+        1,
+        T0,
+        vec![result("base", "a", Severity::High, Status::Pass)],
+    );
+    assert_eq!(
+        store
+            .store_snapshot("web-1", &stale, now)
+            .await
+            .expect("snapshot"),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        open_rules(&store.list_findings(&all(), now).await.expect("findings")),
+        ["web-1:base/a"]
+    );
+    let later = drift(2, T0, result("base", "b", Severity::Low, Status::Fail));
+    assert_eq!(
+        store
+            .store_drift("web-1", &later, now)
+            .await
+            .expect("drift 2"),
+        Stored::New
+    );
+    assert_eq!(
+        store.store_drift("web-1", &event, now).await.expect("old"),
+        Stored::Duplicate
+    );
+
+    let history = store.drift_history("web-1", 0, 100).await.expect("history");
+    assert_eq!(history.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(history.iter().all(|e| e.hostname == "web-1"));
+
+    // Reconnecting tells the agent what is stored.
+    assert_eq!(
+        store
+            .hello(&hello("web-1", 5), now)
+            .await
+            .expect("hello again"),
+        2
+    );
+    let hosts = store.list_hosts(now).await.expect("hosts");
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].last_seq, 2);
+    assert!(hosts[0].connected);
+    store
+        .set_connected("web-1", false, now)
+        .await
+        .expect("disconnect");
+    assert!(!store.list_hosts(now).await.expect("hosts")[0].connected);
+
+    // An agent that lost its state starts again from 1: its new messages count.
+    assert_eq!(
+        store.hello(&hello("web-1", 0), now).await.expect("reset"),
+        0
+    );
+    let fresh = drift(1, T0, result("base", "b", Severity::Low, Status::Pass));
+    assert_eq!(
+        store
+            .store_drift("web-1", &fresh, now)
+            .await
+            .expect("after reset"),
+        Stored::New
+    );
+}
+
+async fn snapshot_replace(db: &Db) {
+    let store = db.fresh("snapshots").await;
+    let now = ts("2026-01-01T01:00:00Z");
+    store.hello(&hello("db-1", 0), now).await.expect("hello");
+    let first = snapshot(
+        1,
+        T0,
+        vec![
+            result("base", "a", Severity::Critical, Status::Fail),
+            result("base", "b", Severity::Medium, Status::Pass),
+            result("base", "c", Severity::High, Status::Fail),
+        ],
+    );
+    assert_eq!(
+        store
+            .store_snapshot("db-1", &first, now)
+            .await
+            .expect("first"),
+        Stored::New
+    );
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(open_rules(&open), ["db-1:base/a", "db-1:base/c"]);
+    // Most severe first, opened at the snapshot's time when the agent gave none.
+    assert_eq!(open[0].rule, "a");
+    assert_eq!(open[0].first_failed_at, T0);
+    assert_eq!(open[0].status, Status::Fail as i32);
+    assert_eq!(open[0].actual.as_deref(), Some("0"));
+
+    let second = snapshot(
+        2,
+        "2026-01-01T00:30:00Z",
+        vec![
+            result("base", "a", Severity::Critical, Status::Pass),
+            result("base", "c", Severity::High, Status::Fail),
+            failing_since(
+                result("base", "d", Severity::Low, Status::Fail),
+                "2025-12-31T23:00:00Z",
+            ),
+        ],
+    );
+    assert_eq!(
+        store
+            .store_snapshot("db-1", &second, now)
+            .await
+            .expect("second"),
+        Stored::New
+    );
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(open_rules(&open), ["db-1:base/c", "db-1:base/d"]);
+    let c = open.iter().find(|f| f.rule == "c").expect("c");
+    assert_eq!(
+        c.first_failed_at, T0,
+        "a finding that stays open keeps its start"
+    );
+    let d = open.iter().find(|f| f.rule == "d").expect("d");
+    assert_eq!(
+        d.first_failed_at, "2025-12-31T23:00:00Z",
+        "the agent's first-failed time"
+    );
+
+    let everything = store
+        .list_findings(
+            &ListFindingsRequest {
+                include_resolved: true,
+                ..all()
+            },
+            now,
+        )
+        .await
+        .expect("all findings");
+    let a = everything.iter().find(|f| f.rule == "a").expect("a");
+    assert_eq!(a.resolved_at, "2026-01-01T00:30:00Z");
+    assert_eq!(a.status, Status::Pass as i32);
+
+    // The latest results are exactly the second snapshot's.
+    let host = store
+        .get_host("db-1", now)
+        .await
+        .expect("get")
+        .expect("known");
+    let rules: Vec<&str> = host.results.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(rules, ["a", "c", "d"]);
+    let summary = host.host.expect("summary").summary.expect("counts");
+    assert_eq!((summary.total, summary.pass, summary.fail), (3, 1, 2));
+    assert_eq!(host.policies.len(), 1);
+    assert!(store.get_host("nobody", now).await.expect("get").is_none());
+
+    // A rule that fails again after resolving opens a new finding.
+    let third = snapshot(
+        3,
+        "2026-01-01T00:40:00Z",
+        vec![result("base", "a", Severity::Critical, Status::Fail)],
+    );
+    store
+        .store_snapshot("db-1", &third, now)
+        .await
+        .expect("third");
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(open_rules(&open), ["db-1:base/a"]);
+    assert_eq!(open[0].first_failed_at, "2026-01-01T00:40:00Z");
+    let everything = store
+        .list_findings(
+            &ListFindingsRequest {
+                include_resolved: true,
+                ..all()
+            },
+            now,
+        )
+        .await
+        .expect("all findings");
+    assert_eq!(everything.len(), 4, "a twice, c and d resolved");
+}
+
+async fn drift_updates(db: &Db) {
+    let store = db.fresh("drift").await;
+    let now = ts("2026-01-01T02:00:00Z");
+    store.hello(&hello("app-1", 0), now).await.expect("hello");
+    let base = snapshot(
+        1,
+        T0,
+        vec![result("base", "ssh", Severity::High, Status::Pass)],
+    );
+    store
+        .store_snapshot("app-1", &base, now)
+        .await
+        .expect("snapshot");
+    assert!(
+        store
+            .list_findings(&all(), now)
+            .await
+            .expect("findings")
+            .is_empty()
+    );
+
+    let mut watch = store.subscribe_drift();
+    let failing = drift(
+        2,
+        "2026-01-01T00:10:00Z",
+        result("base", "ssh", Severity::High, Status::Fail),
+    );
+    store
+        .store_drift("app-1", &failing, now)
+        .await
+        .expect("failing");
+    let seen = tokio::time::timeout(Duration::from_secs(5), watch.recv())
+        .await
+        .expect("drift is announced within 5 s")
+        .expect("an event");
+    assert_eq!((seen.hostname.as_str(), seen.seq), ("app-1", 2));
+
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(open_rules(&open), ["app-1:base/ssh"]);
+    assert_eq!(open[0].first_failed_at, "2026-01-01T00:10:00Z");
+    let host = store
+        .get_host("app-1", now)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(host.results[0].status, Status::Fail as i32);
+    assert_eq!(host.results[0].first_failed_at, "2026-01-01T00:10:00Z");
+
+    // A new rule by drift alone is added to the latest results.
+    let other = drift(
+        3,
+        "2026-01-01T00:11:00Z",
+        result("base", "new", Severity::Low, Status::Pass),
+    );
+    store
+        .store_drift("app-1", &other, now)
+        .await
+        .expect("other");
+    let host = store
+        .get_host("app-1", now)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(host.results.len(), 2);
+
+    let passing = drift(
+        4,
+        "2026-01-01T00:40:00Z",
+        result("base", "ssh", Severity::High, Status::Pass),
+    );
+    store
+        .store_drift("app-1", &passing, now)
+        .await
+        .expect("passing");
+    assert!(
+        store
+            .list_findings(&all(), now)
+            .await
+            .expect("findings")
+            .is_empty()
+    );
+    let host = store
+        .get_host("app-1", now)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(host.results[1].rule, "ssh");
+    assert_eq!(host.results[1].status, Status::Pass as i32);
+    let history = store.drift_history("app-1", 2, 10).await.expect("history");
+    assert_eq!(history.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+}
+
+async fn time_to_fix_and_overdue(db: &Db) {
+    let store = db.fresh("deadlines").await;
+    let now = ts("2026-01-05T00:00:00Z");
+    for host in ["h1", "h2"] {
+        store.hello(&hello(host, 0), now).await.expect("hello");
+    }
+    // h1: critical failing 5 h (over 4 h), high failing 5 h (under 24 h),
+    // medium failing 80 h (over 72 h), low failing for days (no deadline).
+    let h1 = snapshot(
+        1,
+        "2026-01-04T23:00:00Z",
+        vec![
+            failing_since(
+                result("base", "crit", Severity::Critical, Status::Fail),
+                "2026-01-04T19:00:00Z",
+            ),
+            failing_since(
+                result("base", "high", Severity::High, Status::Fail),
+                "2026-01-04T19:00:00Z",
+            ),
+            failing_since(
+                result("kern", "med", Severity::Medium, Status::Fail),
+                "2026-01-01T16:00:00Z",
+            ),
+            failing_since(
+                result("kern", "low", Severity::Low, Status::Fail),
+                "2025-12-01T00:00:00Z",
+            ),
+            result("kern", "ok", Severity::High, Status::Pass),
+        ],
+    );
+    store.store_snapshot("h1", &h1, now).await.expect("h1");
+    // h2: a critical finding fixed in 2 h and another in 4 h: mean 3 h.
+    store
+        .store_drift(
+            "h2",
+            &drift(
+                1,
+                "2026-01-04T10:00:00Z",
+                result("base", "crit", Severity::Critical, Status::Fail),
+            ),
+            now,
+        )
+        .await
+        .expect("fail");
+    store
+        .store_drift(
+            "h2",
+            &drift(
+                2,
+                "2026-01-04T12:00:00Z",
+                result("base", "crit", Severity::Critical, Status::Pass),
+            ),
+            now,
+        )
+        .await
+        .expect("fix");
+    store
+        .store_drift(
+            "h2",
+            &drift(
+                3,
+                "2026-01-04T13:00:00Z",
+                result("base", "crit", Severity::Critical, Status::Fail),
+            ),
+            now,
+        )
+        .await
+        .expect("fail again");
+    store
+        .store_drift(
+            "h2",
+            &drift(
+                4,
+                "2026-01-04T17:00:00Z",
+                result("base", "crit", Severity::Critical, Status::Pass),
+            ),
+            now,
+        )
+        .await
+        .expect("fix again");
+    store
+        .store_drift(
+            "h2",
+            &drift(
+                5,
+                "2026-01-04T18:00:00Z",
+                result("base", "err", Severity::High, Status::Error),
+            ),
+            now,
+        )
+        .await
+        .expect("error");
+
+    let overdue = store
+        .list_findings(
+            &ListFindingsRequest {
+                overdue_only: true,
+                ..all()
+            },
+            now,
+        )
+        .await
+        .expect("overdue");
+    assert_eq!(open_rules(&overdue), ["h1:base/crit", "h1:kern/med"]);
+    assert!(overdue.iter().all(|f| f.overdue));
+    let open = store.list_findings(&all(), now).await.expect("open");
+    assert_eq!(open.len(), 4, "an error opens nothing");
+    assert!(
+        !open
+            .iter()
+            .find(|f| f.rule == "high")
+            .expect("high")
+            .overdue
+    );
+    assert!(!open.iter().find(|f| f.rule == "low").expect("low").overdue);
+    // Two hours earlier the critical finding was not yet overdue.
+    let earlier = store
+        .list_findings(
+            &ListFindingsRequest {
+                overdue_only: true,
+                ..all()
+            },
+            ts("2026-01-04T22:00:00Z"),
+        )
+        .await
+        .expect("earlier");
+    assert_eq!(open_rules(&earlier), ["h1:kern/med"]);
+
+    let summary = store.fleet_summary(now).await.expect("summary");
+    assert_eq!(summary.hosts, 2);
+    assert_eq!(summary.open_findings, 4);
+    assert_eq!(summary.overdue_findings, 2);
+    let crit = summary
+        .severities
+        .iter()
+        .find(|s| s.severity == Severity::Critical as i32)
+        .expect("critical");
+    assert_eq!((crit.open, crit.overdue, crit.resolved), (1, 1, 2));
+    assert!(
+        (crit.mean_time_to_fix_seconds - 3.0 * 3600.0).abs() < 0.001,
+        "{}",
+        crit.mean_time_to_fix_seconds
+    );
+    assert_eq!(crit.deadline_seconds, 4 * 3600);
+    let low = summary
+        .severities
+        .iter()
+        .find(|s| s.severity == Severity::Low as i32)
+        .expect("low");
+    assert_eq!((low.open, low.overdue, low.deadline_seconds), (1, 0, 0));
+    let base = summary
+        .policies
+        .iter()
+        .find(|p| p.policy == "base")
+        .expect("base");
+    // base: h1 crit fail, h1 high fail, h2 crit pass, h2 err error.
+    assert_eq!((base.pass, base.fail, base.error), (1, 2, 1));
+    assert!((base.score - 100.0 / 3.0).abs() < 0.001);
+    let kern = summary
+        .policies
+        .iter()
+        .find(|p| p.policy == "kern")
+        .expect("kern");
+    assert_eq!((kern.pass, kern.fail), (1, 2));
+
+    let hosts = store.list_hosts(now).await.expect("hosts");
+    let h1 = hosts.iter().find(|h| h.host == "h1").expect("h1");
+    assert_eq!(h1.overdue, 2);
+    assert_eq!(h1.summary.as_ref().expect("summary").fail, 4);
+    assert_eq!(
+        hosts.iter().find(|h| h.host == "h2").expect("h2").overdue,
+        0
+    );
+}
+
+async fn filters(db: &Db) {
+    let store = db.fresh("filters").await;
+    let now = ts("2026-01-01T01:00:00Z");
+    for host in ["a1", "a2"] {
+        store.hello(&hello(host, 0), now).await.expect("hello");
+        let snap = snapshot(
+            1,
+            T0,
+            vec![
+                result("ssh", "root-login", Severity::Critical, Status::Fail),
+                result("ssh", "ciphers", Severity::Medium, Status::Fail),
+                result("kernel", "syncookies", Severity::High, Status::Fail),
+            ],
+        );
+        store
+            .store_snapshot(host, &snap, now)
+            .await
+            .expect("snapshot");
+    }
+    let count = |req: ListFindingsRequest| {
+        let store = store.clone();
+        async move {
+            store
+                .list_findings(&req, now)
+                .await
+                .expect("findings")
+                .len()
+        }
+    };
+    assert_eq!(count(all()).await, 6);
+    assert_eq!(
+        count(ListFindingsRequest {
+            severity: Severity::Critical as i32,
+            ..all()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(ListFindingsRequest {
+            policy: "ssh".into(),
+            ..all()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(ListFindingsRequest {
+            rule: "syncookies".into(),
+            ..all()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(ListFindingsRequest {
+            host: "a2".into(),
+            ..all()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(ListFindingsRequest {
+            host: "a2".into(),
+            policy: "ssh".into(),
+            severity: Severity::Medium as i32,
+            ..all()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(ListFindingsRequest {
+            policy: "nope".into(),
+            ..all()
+        })
+        .await,
+        0
+    );
+    // A value that looks like SQL is only a value.
+    assert_eq!(
+        count(ListFindingsRequest {
+            host: "' OR 1=1 --".into(),
+            ..all()
+        })
+        .await,
+        0
+    );
+}
+
+async fn suite(db: Db) {
+    dedupe(&db).await;
+    snapshot_replace(&db).await;
+    drift_updates(&db).await;
+    time_to_fix_and_overdue(&db).await;
+    filters(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_suite_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite(Db::Sqlite(dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_suite_postgres() {
+    let bin = postgres_bin();
+    let available = bin.is_some() && is_root() && Path::new("/usr/sbin/runuser").exists();
+    if !require(
+        "PostgreSQL (initdb and pg_ctl under /usr/lib/postgresql, run as root)",
+        available,
+    ) {
+        return;
+    }
+    let Some(bin) = bin else { return };
+    let cluster = PgCluster::start(bin);
+    suite(Db::Postgres(cluster)).await;
+}
