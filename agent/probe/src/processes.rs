@@ -90,22 +90,72 @@ pub fn deleted_in_maps(maps: &[u8]) -> BTreeSet<String> {
     out
 }
 
-/// Scans every process under `proc` (a host path).
+/// Scans every process under `proc` (a host path). Reading a process's
+/// maps costs the kernel a walk of its address space, so the processes are
+/// split across a few threads.
 pub fn scan(proc: &std::path::Path) -> Result<ProcessesFact, ProcessesError> {
-    let mut fact = ProcessesFact::default();
+    let mut pids: Vec<u32> = Vec::new();
     for entry in std::fs::read_dir(proc).map_err(ProcessesError::List)? {
         let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let dir = entry.path();
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let chunk = pids.len().div_ceil(workers).max(16);
+    let mut fact = ProcessesFact::default();
+    std::thread::scope(|scope| {
+        let mut chunks = pids.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        // Each further chunk on its own thread; a chunk that gets no thread
+        // is scanned here instead.
+        let mut inline: Vec<&[u32]> = vec![first];
+        let mut handles = Vec::new();
+        for part in chunks {
+            match std::thread::Builder::new()
+                .name("hardend-processes".to_string())
+                .spawn_scoped(scope, move || scan_pids(proc, part))
+            {
+                Ok(h) => handles.push((part, h)),
+                Err(_) => inline.push(part),
+            }
+        }
+        let mut parts: Vec<(usize, Vec<DeletedMapping>)> = inline
+            .into_iter()
+            .map(|part| scan_pids(proc, part))
+            .collect();
+        for (part, handle) in handles {
+            // A worker that panicked is redone here rather than lost.
+            parts.push(handle.join().unwrap_or_else(|_| scan_pids(proc, part)));
+        }
+        for (scanned, deleted) in parts {
+            fact.scanned += scanned;
+            fact.deleted.extend(deleted);
+        }
+    });
+    fact.deleted.sort();
+    Ok(fact)
+}
+
+/// Scans the given processes: how many could be read, and what they map
+/// that was deleted.
+fn scan_pids(proc: &std::path::Path, pids: &[u32]) -> (usize, Vec<DeletedMapping>) {
+    let mut scanned = 0usize;
+    let mut out = Vec::new();
+    for &pid in pids {
+        let dir = proc.join(pid.to_string());
         // A process that exits meanwhile, or one we may not inspect, has
         // nothing readable; it is skipped.
         let Ok(maps) = std::fs::read(dir.join("maps")) else {
             continue;
         };
-        fact.scanned += 1;
+        scanned += 1;
         let mut files = deleted_in_maps(&maps);
         let exe = std::fs::read_link(dir.join("exe"))
             .ok()
@@ -122,7 +172,7 @@ pub fn scan(proc: &std::path::Path) -> Result<ProcessesFact, ProcessesError> {
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
         for file in files {
-            fact.deleted.push(DeletedMapping {
+            out.push(DeletedMapping {
                 pid,
                 command: command.clone(),
                 executable: exe.as_deref() == Some(file.as_str()),
@@ -130,8 +180,7 @@ pub fn scan(proc: &std::path::Path) -> Result<ProcessesFact, ProcessesError> {
             });
         }
     }
-    fact.deleted.sort();
-    Ok(fact)
+    (scanned, out)
 }
 
 #[cfg(test)]
