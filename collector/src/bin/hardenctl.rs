@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hardenctl: {e:#}");
+            eprintln!("hardenctl: {}", anyhow_chain(&e));
             ExitCode::from(2)
         }
     }
@@ -416,6 +416,22 @@ async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
                 chain(&e)
             )
         })
+}
+
+/// An error and its causes, joined with `: `, each said once (most of
+/// ours already include their cause in their message).
+fn anyhow_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&more);
+        }
+    }
+    text
 }
 
 /// An error and its causes, joined with `: `, each said once.
