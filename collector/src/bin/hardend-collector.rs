@@ -38,19 +38,25 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PkiCommand {
-    /// Writes DIR/ca.pem and DIR/ca.key.
+    /// Writes DIR/ca.pem and DIR/ca.key (mode 0600), a CA valid ten years;
+    /// refuses to overwrite an existing CA.
     Init {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Writes DIR/NAME.pem and DIR/NAME.key signed by DIR's CA.
+    /// Writes DIR/NAME.pem and DIR/NAME.key (mode 0600) signed by DIR's CA.
     Issue {
         #[arg(long)]
         dir: PathBuf,
+        /// collector: NAME is its DNS name or IP; agent: NAME is the host
+        /// identity; console: NAME is the operator.
         #[arg(long, value_enum)]
         kind: CertKind,
         #[arg(long)]
         name: String,
+        /// How long the certificate is valid, in days.
+        #[arg(long, default_value_t = pki::LEAF_DAYS)]
+        days: u32,
     },
 }
 
@@ -61,8 +67,26 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run(config.unwrap_or(cli.config)),
         Some(Command::Pki { command }) => {
             let result = match &command {
-                PkiCommand::Init { dir } => pki::init(dir),
-                PkiCommand::Issue { dir, kind, name } => pki::issue(dir, *kind, name),
+                PkiCommand::Init { dir } => pki::init(dir).map(|()| {
+                    println!(
+                        "wrote {} and {}",
+                        dir.join("ca.pem").display(),
+                        dir.join("ca.key").display()
+                    );
+                }),
+                PkiCommand::Issue {
+                    dir,
+                    kind,
+                    name,
+                    days,
+                } => pki::issue_for_days(dir, *kind, name, *days).map(|()| {
+                    let (cert, key) = pki::leaf_paths(dir, name);
+                    println!(
+                        "wrote {} and {} ({kind} {name})",
+                        cert.display(),
+                        key.display()
+                    );
+                }),
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,
