@@ -361,3 +361,96 @@ pub(crate) fn eval_certificate(
     }
     Outcome::verdict(false, expected, named(&failures), evidence)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(not_after: &str, index: u32) -> CertificateInfo {
+        let ts: jiff::Timestamp = not_after.parse().expect("timestamp");
+        CertificateInfo {
+            file: "/c.pem".into(),
+            index,
+            subject: "CN=a".into(),
+            issuer: "CN=ca".into(),
+            not_before: 0,
+            not_after: ts.as_second(),
+            self_signed: false,
+            key_type: "RSA".into(),
+            key_bits: Some(2048),
+            curve: None,
+            signature_algorithm: "sha256WithRSAEncryption".into(),
+            signature_hash: Some("sha256".into()),
+        }
+    }
+
+    fn check(min_days: Option<i64>) -> CertificateCheck {
+        CertificateCheck {
+            path: "/c.pem".into(),
+            min_days_valid: min_days,
+            self_signed: Some(false),
+            min_key_bits: Some(2048),
+            allow_weak_signatures: false,
+        }
+    }
+
+    const TODAY: jiff::civil::Date = jiff::civil::date(2026, 11, 22);
+
+    #[test]
+    fn days_count_whole_utc_days_from_today() {
+        let c = cert("2026-12-22T23:59:59Z", 0);
+        assert_eq!(problems(&check(Some(30)), &c, TODAY), Ok(vec![]));
+        assert_eq!(
+            problems(&check(Some(31)), &c, TODAY),
+            Ok(vec!["expires on 2026-12-22, in 30 days (< 31)".to_string()])
+        );
+        // The last day of validity is not expired yet; the day after is.
+        assert_eq!(
+            problems(&check(None), &cert("2026-11-22T00:00:01Z", 0), TODAY),
+            Ok(vec![])
+        );
+        assert_eq!(
+            problems(&check(None), &cert("2026-11-21T23:59:59Z", 0), TODAY),
+            Ok(vec!["expired on 2026-11-21".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_chain_root_is_exempt_from_self_signed_and_signature_rules() {
+        let mut root = cert("2040-01-01T00:00:00Z", 1);
+        root.self_signed = true;
+        root.signature_algorithm = "sha1WithRSAEncryption".into();
+        root.signature_hash = Some("sha1".into());
+        assert_eq!(problems(&check(None), &root, TODAY), Ok(vec![]));
+        root.index = 0;
+        assert_eq!(
+            problems(&check(None), &root, TODAY),
+            Ok(vec![
+                "self-signed".to_string(),
+                "signed with sha1WithRSAEncryption".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn keys_compare_by_rsa_equivalent_strength() {
+        let mut ec = cert("2040-01-01T00:00:00Z", 0);
+        ec.key_type = "EC".into();
+        ec.key_bits = Some(256);
+        ec.curve = Some("P-256".into());
+        assert_eq!(problems(&check(None), &ec, TODAY), Ok(vec![]));
+        ec.key_bits = Some(192);
+        ec.curve = Some("P-192".into());
+        assert_eq!(
+            problems(&check(None), &ec, TODAY),
+            Ok(vec!["EC P-192 key (< 2048 bits)".to_string()])
+        );
+        ec.key_type = "1.2.3.4".into();
+        ec.curve = None;
+        ec.key_bits = None;
+        assert_eq!(
+            problems(&check(None), &ec, TODAY),
+            Ok(vec!["1.2.3.4 key of unknown strength".to_string()])
+        );
+    }
+}
