@@ -23,7 +23,7 @@ pub mod sysctl;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use hardend_facts::{FactKey, Facts, ProbeFailure, Source};
+use hardend_facts::{FactKey, Facts, ProbeFailure, Probed, Source};
 
 pub use root::{RootError, RootFs};
 
@@ -42,6 +42,14 @@ fn spawn_probe<'scope, T: Send + 'scope>(
         .name(name.to_string())
         .spawn_scoped(scope, probe)
         .ok()
+}
+
+/// The answer of a probe started with [`spawn_probe`]; a panic in it is
+/// that fact's failure.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Probed<T>>, what: &str) -> Probed<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(ProbeFailure::new(format!("the {what} probe panicked"))))
 }
 
 /// The host (or image) below one root.
@@ -65,10 +73,10 @@ impl Probe {
     /// cannot be read is stored as its failure.
     ///
     /// Files read for many keys (the sysctl.d files, the unit directories)
-    /// are read once for all of them. On a live root the firewall and the
-    /// listening sockets are read on threads of their own while the other
-    /// facts are read: the firewall probe mostly waits for `nft`, and the
-    /// socket owners are found with hundreds of small `/proc` reads.
+    /// are read once for all of them. On a live root the firewall, the
+    /// listening sockets and the processes are read on threads of their own
+    /// while the other facts are read: the firewall probe mostly waits for
+    /// `nft`, and the other two are hundreds of small `/proc` reads.
     pub fn collect(&self, keys: &BTreeSet<FactKey>) -> Facts {
         let fs = &self.fs;
         std::thread::scope(|scope| {
@@ -85,6 +93,12 @@ impl Probe {
                 "hardend-listening",
                 threaded(FactKey::Listening),
                 || listening::probe(fs),
+            );
+            let processes = spawn_probe(
+                scope,
+                "hardend-processes",
+                threaded(FactKey::Processes),
+                || processes::probe(fs),
             );
 
             let mut facts = Facts::default();
@@ -110,21 +124,18 @@ impl Probe {
                     }
                     (FactKey::Firewall, _, _) if firewall.is_some() => {}
                     (FactKey::Listening, _, _) if listening.is_some() => {}
+                    (FactKey::Processes, _, _) if processes.is_some() => {}
                     _ => self.collect_one(key, &mut facts),
                 }
             }
             if let Some(handle) = firewall {
-                facts.firewall = Some(
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(ProbeFailure::new("the firewall probe panicked"))),
-                );
+                facts.firewall = Some(joined(handle, "firewall"));
             }
             if let Some(handle) = listening {
-                facts.listening =
-                    Some(handle.join().unwrap_or_else(|_| {
-                        Err(ProbeFailure::new("the listening probe panicked"))
-                    }));
+                facts.listening = Some(joined(handle, "listening"));
+            }
+            if let Some(handle) = processes {
+                facts.processes = Some(joined(handle, "processes"));
             }
             facts
         })

@@ -171,3 +171,58 @@ fn netlink_and_proc_net_give_the_same_sockets_on_the_host() {
     });
     assert_eq!(netlink, sorted);
 }
+
+/// `Probe::collect` reads the firewall, the sockets and the processes on
+/// threads of their own on the running system, and in turn on an image;
+/// either way every asked fact is stored.
+#[test]
+fn collect_stores_the_facts_read_on_threads() {
+    use hardend_facts::FactKey;
+    use std::collections::BTreeSet;
+
+    let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let unit = "hardend-test-no-such-unit.service".to_string();
+    let keys: BTreeSet<FactKey> = [
+        FactKey::Firewall,
+        FactKey::Listening,
+        FactKey::Processes,
+        FactKey::Service(unit.clone()),
+    ]
+    .into_iter()
+    .collect();
+
+    let facts = hardend_probe::Probe::new("/").collect(&keys);
+    let Some(Ok(Live::Value(listening))) = &facts.listening else {
+        panic!("live sockets: {:?}", facts.listening);
+    };
+    assert!(
+        listening
+            .sockets
+            .iter()
+            .any(|s| s.proto == Proto::Tcp && s.port == port),
+        "our listener on {port} is missing"
+    );
+    assert!(
+        matches!(&facts.firewall, Some(Ok(Live::Value(_))) | Some(Err(_))),
+        "{:?}",
+        facts.firewall
+    );
+    assert!(
+        matches!(&facts.processes, Some(Ok(Live::Value(_)))),
+        "{:?}",
+        facts.processes
+    );
+    assert!(facts.services.contains_key(&unit));
+
+    let image = tempfile::tempdir().unwrap();
+    let offline = hardend_probe::Probe::new(image.path()).collect(&keys);
+    assert!(matches!(
+        offline.listening,
+        Some(Ok(Live::NotApplicable(_)))
+    ));
+    assert!(matches!(offline.firewall, Some(Ok(Live::NotApplicable(_)))));
+    assert!(offline.processes.is_some());
+    assert!(offline.services.contains_key(&unit));
+    drop(tcp);
+}
