@@ -252,6 +252,9 @@ impl Daemon {
                 State::default()
             }
         };
+        // Messages queued for the collector may be ahead of the saved state.
+        let mut state = state;
+        state.next_seq = state.next_seq.max(sink.next_seq_floor());
         let policies = load_policies(&config.policies)?;
         let inbox = Inbox::new();
         let watcher = PathWatcher::new(inbox.clone())?;
@@ -371,6 +374,7 @@ impl Daemon {
                         blocking(|| self.reload());
                         reset_timers = true;
                     }
+                    Some(Command::Snapshot) => blocking(|| self.snapshot()),
                     // Only the daemon's own handle is left: nothing will come.
                     None => {}
                 },
@@ -412,6 +416,19 @@ impl Daemon {
         self.rebuild_sources();
         self.reconcile_watches();
         self.settle(events, true);
+        self.snapshot();
+    }
+
+    /// Hands the sinks that want one a snapshot of the view, with its own
+    /// sequence number, and saves the state that counts it.
+    fn snapshot(&mut self) {
+        if !self.sink.wants_snapshots() {
+            return;
+        }
+        let seq = self.evaluator.allocate_seq();
+        let view = self.view();
+        self.sink.snapshot(seq, &view);
+        self.save();
     }
 
     /// One debounced batch from the watcher.
@@ -613,6 +630,10 @@ impl Daemon {
         if self.evaluator.is_dirty() || force_view || !events.is_empty() {
             self.publish_view();
         }
+        if !events.is_empty() {
+            let view = self.view();
+            self.sink.drift_batch(&events, &view);
+        }
         for event in &events {
             tracing::info!(
                 seq = event.seq,
@@ -622,7 +643,6 @@ impl Daemon {
                 status = %event.result.status,
                 "drift"
             );
-            self.sink.drift(event);
             // No subscriber is not an error.
             let _ = self.drift_tx.send(event.clone());
         }

@@ -267,6 +267,12 @@ impl Evaluator {
         event
     }
 
+    /// Takes the next sequence number for a message that is not a drift
+    /// event (a snapshot for the collector).
+    pub fn allocate_seq(&mut self) -> u64 {
+        self.take_seq()
+    }
+
     fn take_seq(&mut self) -> u64 {
         let seq = self.state.next_seq;
         self.state.next_seq = seq.saturating_add(1);

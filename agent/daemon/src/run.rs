@@ -32,6 +32,9 @@ pub enum DaemonError {
     /// The local API's socket could not be set up.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The outbox for the collector could not be opened.
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxError),
     /// The runtime or the signal handlers could not be set up.
     #[error("cannot set up the daemon's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -69,7 +72,19 @@ fn init_logging() {
 async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonError> {
     let notify = SdNotify::from_env();
     let socket = config.socket.clone();
-    let sink = crate::journal::sink(config.journald);
+    let mut sink = crate::journal::sink(config.journald);
+    // With a collector, every event and snapshot is also queued durably.
+    let push = match &config.collector {
+        Some(collector) => {
+            let outbox = crate::push::SharedOutbox::open(
+                &config.state_dir,
+                crate::outbox::OutboxOptions::default(),
+            )?;
+            sink = Box::new(crate::FanOut(vec![sink, Box::new(outbox.sink())]));
+            Some((crate::push::PushOptions::from_config(collector), outbox))
+        }
+        None => None,
+    };
     // Signals are set up before the slow start so none is missed.
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
@@ -111,6 +126,11 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
             tracing::error!(error = %e, "the local API stopped");
         }
     });
+    let pusher = push.map(|(options, outbox)| {
+        let shared = daemon.shared();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(crate::push::run_push(options, outbox, shared, stop))
+    });
     notify.ready(&daemon.status_line());
     tracing::info!(
         watched = daemon.watched_paths(),
@@ -118,6 +138,11 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         "ready"
     );
     daemon.run(stopped(stop_rx)).await?;
+    if let Some(pusher) = pusher
+        && tokio::time::timeout(API_STOP_GRACE, pusher).await.is_err()
+    {
+        tracing::warn!("the collector push did not stop in time");
+    }
     if tokio::time::timeout(API_STOP_GRACE, api).await.is_err() {
         tracing::warn!("the API server did not stop in time");
     }

@@ -51,6 +51,9 @@ pub enum Command {
     Evaluate(oneshot::Sender<Arc<AgentView>>),
     /// Reload the configuration and policies (as SIGHUP does).
     Reload,
+    /// Hand the sinks a snapshot of the current view now (the push task
+    /// asks for one after connecting to the collector).
+    Snapshot,
 }
 
 /// Handles to the core, cloned into every API task.
@@ -69,4 +72,66 @@ pub trait AlertSink: Send {
     fn drift(&mut self, event: &DriftEvent);
     /// Policy files were refused at a (re)load; each error is `file:line:col: message`.
     fn policy_errors(&mut self, errors: &[String]);
+    /// The drift events of one evaluation, in order, with the view they
+    /// produced. By default each goes to [`AlertSink::drift`]; the outbox
+    /// takes them as one durable append.
+    fn drift_batch(&mut self, events: &[DriftEvent], view: &AgentView) {
+        let _ = view;
+        for event in events {
+            self.drift(event);
+        }
+    }
+    /// Whether this sink wants snapshots (the core allocates a sequence
+    /// number for each only then).
+    fn wants_snapshots(&self) -> bool {
+        false
+    }
+    /// The full view after a full evaluation (or when asked), with its own
+    /// sequence number from the drift events' counter.
+    fn snapshot(&mut self, seq: u64, view: &AgentView) {
+        let _ = (seq, view);
+    }
+    /// The lowest sequence number the next event may take: a sink that
+    /// keeps messages across restarts (the outbox) may have queued some
+    /// that the persisted state does not know of yet.
+    fn next_seq_floor(&self) -> u64 {
+        0
+    }
+}
+
+/// Forwards everything to several sinks, in the order given.
+pub struct FanOut(pub Vec<Box<dyn AlertSink>>);
+
+impl AlertSink for FanOut {
+    fn drift(&mut self, event: &DriftEvent) {
+        for sink in &mut self.0 {
+            sink.drift(event);
+        }
+    }
+
+    fn policy_errors(&mut self, errors: &[String]) {
+        for sink in &mut self.0 {
+            sink.policy_errors(errors);
+        }
+    }
+
+    fn drift_batch(&mut self, events: &[DriftEvent], view: &AgentView) {
+        for sink in &mut self.0 {
+            sink.drift_batch(events, view);
+        }
+    }
+
+    fn wants_snapshots(&self) -> bool {
+        self.0.iter().any(|s| s.wants_snapshots())
+    }
+
+    fn snapshot(&mut self, seq: u64, view: &AgentView) {
+        for sink in &mut self.0 {
+            sink.snapshot(seq, view);
+        }
+    }
+
+    fn next_seq_floor(&self) -> u64 {
+        self.0.iter().map(|s| s.next_seq_floor()).max().unwrap_or(0)
+    }
 }
