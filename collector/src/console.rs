@@ -292,7 +292,7 @@ pub fn hosts_table(hosts: &[pb::HostSummary], now: Timestamp) -> String {
         Column::right("OVERDUE"),
     ]);
     for h in hosts {
-        let s = h.summary.clone().unwrap_or_default();
+        let s = h.summary.unwrap_or_default();
         t.row(vec![
             h.host.clone(),
             host_state(h, now),
@@ -417,7 +417,7 @@ pub fn host_json(h: &pb::GetHostResponse) -> Value {
 pub fn host_table(h: &pb::GetHostResponse, now: Timestamp) -> String {
     let mut out = String::new();
     let host = h.host.clone().unwrap_or_default();
-    let s = host.summary.clone().unwrap_or_default();
+    let s = host.summary.unwrap_or_default();
     let _ = writeln!(out, "Host:      {}", clean(&host.host));
     let _ = writeln!(out, "Agent:     {}", clean(&host.agent_version));
     let _ = writeln!(out, "Seen:      {}", host_state(&host, now));
