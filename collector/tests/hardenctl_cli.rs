@@ -60,6 +60,9 @@ fn finding(host: &str, rule: &str, severity: pb::Severity, overdue: bool) -> pb:
 #[derive(Default, Clone)]
 struct FakeConsole {
     requests: Arc<Mutex<Vec<pb::ListFindingsRequest>>>,
+    /// End each drift stream after its events (as a restarting collector
+    /// does) instead of keeping it open.
+    watch_ends: bool,
 }
 
 fn console_only<T>(req: &Request<T>) -> Result<(), Status> {
@@ -138,6 +141,9 @@ impl pb::console_server::Console for FakeConsole {
     ) -> Result<Response<EventStream>, Status> {
         console_only(&req)?;
         let events = vec![Ok(drift(1, "web-1")), Ok(drift(2, "web-2"))];
+        if self.watch_ends {
+            return Ok(Response::new(Box::pin(tokio_stream::iter(events))));
+        }
         let stream = tokio_stream::iter(events).chain(tokio_stream::pending());
         Ok(Response::new(Box::pin(stream)))
     }
@@ -379,6 +385,53 @@ fn watch_prints_live_drift_until_ctrl_c() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn watch_subscribes_again_when_the_stream_ends() {
+    let pki = Pki::new();
+    let rt = runtime();
+    let console = FakeConsole {
+        watch_ends: true,
+        ..Default::default()
+    };
+    let url = serve_console(&pki, console, &rt);
+    let mut cmd = hardenctl();
+    with_tls(&mut cmd, &url, &pki, "alice");
+    let mut child = cmd
+        .args(["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Each subscription yields seq 1 and 2 and ends; the third and fourth
+    // lines come from a second subscription.
+    let seqs: Vec<u64> = (0..4)
+        .map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            serde_json::from_str::<Value>(&line).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 1, 2]);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the drift stream ended; subscribing again"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("watching again"), "{stderr}");
 }
 
 #[test]

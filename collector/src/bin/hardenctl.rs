@@ -241,47 +241,127 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         (Command::Watch { severity, host }, target) => {
             let min_severity = severity.unwrap_or(pb::Severity::Unspecified);
-            let mut stream = match target {
-                Target::Collector(mut c) => c
-                    .watch_drift(pb::ConsoleWatchDriftRequest {
-                        min_severity: min_severity.into(),
-                        host: host.clone().unwrap_or_default(),
-                    })
-                    .await
-                    .map_err(|s| call_error("WatchDrift", s))?
-                    .into_inner(),
-                Target::Agent(mut a) => a
-                    .watch_drift(pb::WatchDriftRequest {
-                        min_severity: min_severity.into(),
-                    })
-                    .await
-                    .map_err(|s| call_error("WatchDrift", s))?
-                    .into_inner(),
-            };
-            let stop = tokio::signal::ctrl_c();
-            tokio::pin!(stop);
-            loop {
-                let event = tokio::select! {
-                    _ = &mut stop => return Ok(()),
-                    m = stream.message() => m.map_err(|s| call_error("WatchDrift", s))?,
-                };
-                let Some(event) = event else {
-                    bail!("the drift stream ended (the server is shutting down)");
-                };
-                // The agent's stream has no host filter of its own.
-                if host.as_ref().is_some_and(|h| *h != event.hostname) {
-                    continue;
-                }
-                let line = if cli.json {
-                    console::drift_json(&event).to_string()
-                } else {
-                    console::drift_line(&event)
-                };
-                writeln!(out, "{line}").context("cannot write the output")?;
-                out.flush().context("cannot write the output")?;
-            }
+            watch(target, min_severity, host, cli.json, &mut out).await
         }
     }
+}
+
+/// The first wait before subscribing again after the drift stream ended.
+const WATCH_BACKOFF_START: Duration = Duration::from_millis(500);
+
+/// The longest wait between two attempts to subscribe again.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Prints drift events as they arrive until Ctrl-C. When the stream ends
+/// or breaks (a collector restart), it subscribes again with a growing
+/// pause, and says so on stderr; a refusal ends it with an error.
+async fn watch(
+    mut target: Target,
+    min_severity: pb::Severity,
+    host: Option<String>,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    let mut backoff = WATCH_BACKOFF_START;
+    let mut subscribed_before = false;
+    loop {
+        let subscribed = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            s = subscribe(&mut target, min_severity, &host) => s,
+        };
+        match subscribed {
+            Ok(mut stream) => {
+                if subscribed_before {
+                    eprintln!(
+                        "hardenctl: watching again (events in the gap are not replayed; \
+                         `hardenctl findings` shows the current state)"
+                    );
+                }
+                subscribed_before = true;
+                backoff = WATCH_BACKOFF_START;
+                loop {
+                    let message = tokio::select! {
+                        _ = &mut stop => return Ok(()),
+                        m = stream.message() => m,
+                    };
+                    match message {
+                        Ok(Some(event)) => {
+                            // The agent's stream has no host filter of its own.
+                            if host.as_ref().is_some_and(|h| *h != event.hostname) {
+                                continue;
+                            }
+                            let line = if json {
+                                console::drift_json(&event).to_string()
+                            } else {
+                                console::drift_line(&event)
+                            };
+                            writeln!(out, "{line}").context("cannot write the output")?;
+                            out.flush().context("cannot write the output")?;
+                        }
+                        Ok(None) => {
+                            eprintln!("hardenctl: the drift stream ended; subscribing again");
+                            break;
+                        }
+                        Err(status) if retryable(&status) => {
+                            eprintln!(
+                                "hardenctl: the drift stream broke ({}: {}); subscribing again",
+                                status.code(),
+                                console::table::clean(status.message())
+                            );
+                            break;
+                        }
+                        Err(status) => return Err(call_error("WatchDrift", status)),
+                    }
+                }
+            }
+            Err(status) if subscribed_before && retryable(&status) => {}
+            Err(status) => return Err(call_error("WatchDrift", status)),
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+    }
+}
+
+/// Whether a failed drift stream is worth subscribing to again (a refusal
+/// or a request the server does not understand is not).
+fn retryable(status: &tonic::Status) -> bool {
+    !matches!(
+        status.code(),
+        tonic::Code::Unauthenticated
+            | tonic::Code::PermissionDenied
+            | tonic::Code::InvalidArgument
+            | tonic::Code::Unimplemented
+            | tonic::Code::NotFound
+    )
+}
+
+/// Opens the drift stream of the collector or the agent.
+async fn subscribe(
+    target: &mut Target,
+    min_severity: pb::Severity,
+    host: &Option<String>,
+) -> Result<tonic::Streaming<pb::DriftEvent>, tonic::Status> {
+    let answer = match target {
+        Target::Collector(c) => {
+            c.watch_drift(pb::ConsoleWatchDriftRequest {
+                min_severity: min_severity.into(),
+                host: host.clone().unwrap_or_default(),
+            })
+            .await?
+        }
+        Target::Agent(a) => {
+            a.watch_drift(pb::WatchDriftRequest {
+                min_severity: min_severity.into(),
+            })
+            .await?
+        }
+    };
+    Ok(answer.into_inner())
 }
 
 fn print_json(out: &mut impl Write, value: &serde_json::Value) -> anyhow::Result<()> {
