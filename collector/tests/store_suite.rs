@@ -827,12 +827,146 @@ async fn filters(db: &Db) {
     );
 }
 
+/// Two collectors sharing one PostgreSQL database: a drift stored through
+/// one is streamed by the other (LISTEN/NOTIFY), and a message resent to the
+/// other collector is still a duplicate.
+async fn shared_database(db: &Db) {
+    let Db::Postgres(cluster) = db else {
+        return;
+    };
+    let first = db.fresh("shared").await;
+    let second = Store::open(&cluster.url("shared"), Deadlines::default())
+        .await
+        .expect("a second collector");
+    let mut watch = second.subscribe_drift();
+    let now = ts(T0);
+    first.hello(&hello("edge-1", 0), now).await.expect("hello");
+    let event = drift(1, T0, result("base", "a", Severity::High, Status::Fail));
+    assert_eq!(
+        first
+            .store_drift("edge-1", &event, now)
+            .await
+            .expect("drift"),
+        Stored::New
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(5), watch.recv())
+        .await
+        .expect("the other collector streams it within 5 s")
+        .expect("an event");
+    assert_eq!((seen.hostname.as_str(), seen.seq), ("edge-1", 1));
+    assert_eq!(
+        second
+            .store_drift("edge-1", &event, now)
+            .await
+            .expect("resend"),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        second
+            .list_findings(&all(), now)
+            .await
+            .expect("findings")
+            .len(),
+        1
+    );
+}
+
+/// Many writes queued at once are committed together: order per host is kept
+/// (a rule failing, passing and failing again in one batch leaves one
+/// resolved and one open finding), and a resend within the batch is a
+/// duplicate.
+async fn batched(db: &Db) {
+    let store = db.fresh("batched").await;
+    let now = ts("2026-01-02T00:00:00Z");
+    for host in ["b1", "b2", "b3"] {
+        store.hello(&hello(host, 0), now).await.expect("hello");
+    }
+    let mut pending = Vec::new();
+    for host in ["b1", "b2", "b3"] {
+        for seq in 1..=60u64 {
+            // Rules r0..r9; each rule flips between failing and passing.
+            let status = if (seq / 10) % 2 == 0 {
+                Status::Fail
+            } else {
+                Status::Pass
+            };
+            let at = format!("2026-01-01T00:{:02}:00Z", seq % 60);
+            let event = drift(
+                seq,
+                &at,
+                result("base", &format!("r{}", seq % 10), Severity::High, status),
+            );
+            pending.push((
+                seq,
+                store.queue_drift(host, &event, now).await.expect("queue"),
+            ));
+            if seq == 30 {
+                // A resend in the middle of the batch.
+                let again = drift(29, &at, result("base", "r9", Severity::High, Status::Pass));
+                pending.push((
+                    0,
+                    store.queue_drift(host, &again, now).await.expect("queue"),
+                ));
+            }
+        }
+    }
+    let mut new = 0;
+    for (seq, p) in pending {
+        let stored = p.stored().await.expect("stored");
+        if seq == 0 {
+            assert_eq!(stored, Stored::Duplicate);
+        } else {
+            assert_eq!(stored, Stored::New, "seq {seq}");
+            new += 1;
+        }
+    }
+    assert_eq!(new, 180);
+    for host in ["b1", "b2", "b3"] {
+        let history = store.drift_history(host, 0, 1000).await.expect("history");
+        assert_eq!(
+            history.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=60).collect::<Vec<u64>>()
+        );
+    }
+    // seq 1..9 fail r1..r9, 10..19 pass (r0 fails at 10? no: 10/10=1, pass),
+    // 20..29 fail, 30..39 pass, 40..49 fail, 50..59 pass, 60 fails r0.
+    // Every rule r1..r9 failed three times and passed three times: three
+    // resolved findings each; r0 failed at 20, 40 and 60 and passed at 10,
+    // 30, 50: two resolved, one open.
+    let open = store.list_findings(&all(), now).await.expect("open");
+    assert_eq!(
+        open_rules(&open),
+        ["b1:base/r0", "b2:base/r0", "b3:base/r0"]
+    );
+    let everything = store
+        .list_findings(
+            &ListFindingsRequest {
+                include_resolved: true,
+                host: "b2".into(),
+                ..all()
+            },
+            now,
+        )
+        .await
+        .expect("all");
+    assert_eq!(everything.len(), 9 * 3 + 3);
+    let host = store
+        .get_host("b3", now)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(host.results.len(), 10);
+    assert_eq!(host.host.expect("summary").last_seq, 60);
+}
+
 async fn suite(db: Db) {
     dedupe(&db).await;
     snapshot_replace(&db).await;
     drift_updates(&db).await;
     time_to_fix_and_overdue(&db).await;
     filters(&db).await;
+    shared_database(&db).await;
+    batched(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,30 +74,268 @@ macro_rules! backend {
                 ops: &[&Op],
             ) -> Vec<Result<Outcome, StoreError>> {
                 match apply_all(pool, ops).await {
-                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                    Ok(outcomes) => outcomes,
                     Err(err) if ops.len() == 1 => vec![Err(err)],
                     Err(_) => {
                         let mut out = Vec::with_capacity(ops.len());
                         for op in ops {
-                            out.push(
-                                apply_all(pool, std::slice::from_ref(op))
-                                    .await
-                                    .and_then(|mut v| v.pop().ok_or(StoreError::WriterGone)),
-                            );
+                            out.push(match apply_all(pool, std::slice::from_ref(op)).await {
+                                Ok(mut v) => v.pop().unwrap_or(Err(StoreError::WriterGone)),
+                                Err(err) => Err(err),
+                            });
                         }
                         out
                     }
                 }
             }
 
-            async fn apply_all(pool: &Pool, ops: &[&Op]) -> Result<Vec<Outcome>, StoreError> {
+            /// One transaction for all `ops`. The outer error aborts it; an
+            /// inner one (an unknown host) belongs to its write alone.
+            async fn apply_all(
+                pool: &Pool,
+                ops: &[&Op],
+            ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
                 let mut conn = pool.acquire().await.map_err(q("get a connection"))?;
                 let mut tx = conn.begin().await.map_err(q("begin a transaction"))?;
                 let mut outcomes = Vec::with_capacity(ops.len());
-                for op in ops {
-                    outcomes.push(apply(&mut tx, op).await?);
+                let mut i = 0;
+                while i < ops.len() {
+                    if matches!(ops[i], Op::Drift { .. }) {
+                        // The longest run of drift events that touch distinct
+                        // rules: their order does not matter to the latest
+                        // results or the findings, so they go in bulk.
+                        let mut keys: std::collections::HashSet<(&str, &str, &str)> =
+                            std::collections::HashSet::new();
+                        let mut j = i;
+                        while j < ops.len() && j - i < ROWS_PER_INSERT {
+                            let Op::Drift { host, row, .. } = ops[j] else {
+                                break;
+                            };
+                            if !keys.insert((host.as_str(), row.policy.as_str(), row.rule.as_str())) {
+                                break;
+                            }
+                            j += 1;
+                        }
+                        outcomes.extend(apply_drifts(&mut tx, &ops[i..j]).await?);
+                        i = j;
+                    } else {
+                        match apply(&mut tx, ops[i]).await {
+                            Ok(outcome) => outcomes.push(Ok(outcome)),
+                            Err(StoreError::UnknownHost(host)) => {
+                                outcomes.push(Err(StoreError::UnknownHost(host)))
+                            }
+                            Err(err) => return Err(err),
+                        }
+                        i += 1;
+                    }
                 }
                 tx.commit().await.map_err(q("commit"))?;
+                Ok(outcomes)
+            }
+
+            /// Drift events on distinct (host, policy, rule), in bulk: the
+            /// hosts' high-water marks decide which are new; those are added
+            /// to the history, become the latest results, and open or
+            /// resolve their findings.
+            async fn apply_drifts(
+                conn: &mut Conn,
+                ops: &[&Op],
+            ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+                let mut marks: HashMap<&str, (i64, i64, bool)> = HashMap::new();
+                {
+                    let mut hosts: Vec<&str> = Vec::new();
+                    for op in ops {
+                        if let Op::Drift { host, .. } = op
+                            && !hosts.contains(&host.as_str())
+                        {
+                            hosts.push(host.as_str());
+                        }
+                    }
+                    let mut b = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host IN (",
+                    );
+                    let mut list = b.separated(", ");
+                    for host in &hosts {
+                        list.push_bind(*host);
+                    }
+                    b.push(")");
+                    if $postgres {
+                        b.push(" FOR UPDATE");
+                    }
+                    let rows = b
+                        .build()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(q("read hosts' sequence numbers"))?;
+                    for row in rows {
+                        let host: String = row.try_get(0).map_err(q("read hosts' sequence numbers"))?;
+                        let seq: i64 = row.try_get(1).map_err(q("read hosts' sequence numbers"))?;
+                        let seen: i64 = row.try_get(2).map_err(q("read hosts' sequence numbers"))?;
+                        if let Some(name) = hosts.iter().find(|h| **h == host) {
+                            marks.insert(*name, (seq, seen, false));
+                        }
+                    }
+                }
+                let mut outcomes = Vec::with_capacity(ops.len());
+                let mut new: Vec<&Op> = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let Op::Drift { host, seq, at_ms, .. } = op else {
+                        continue;
+                    };
+                    match marks.get_mut(host.as_str()) {
+                        None => outcomes.push(Err(StoreError::UnknownHost(host.clone()))),
+                        Some((mark, _, _)) if *seq <= *mark => {
+                            outcomes.push(Ok(Outcome::Stored(Stored::Duplicate)))
+                        }
+                        Some((mark, seen, changed)) => {
+                            *mark = *seq;
+                            *seen = (*seen).max(*at_ms);
+                            *changed = true;
+                            new.push(op);
+                            outcomes.push(Ok(Outcome::Stored(Stored::New)));
+                        }
+                    }
+                }
+                if new.is_empty() {
+                    return Ok(outcomes);
+                }
+
+                let changed: Vec<(&str, i64, i64)> = marks
+                    .iter()
+                    .filter(|(_, (_, _, changed))| *changed)
+                    .map(|(host, (seq, seen, _))| (*host, *seq, *seen))
+                    .collect();
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3 FROM (",
+                );
+                b.push_values(&changed, |mut t, (host, seq, seen)| {
+                    t.push_bind(*host).push_bind(*seq).push_bind(*seen);
+                });
+                b.push(") AS v WHERE hosts.host = v.column1");
+                b.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(q("advance hosts' sequence numbers"))?;
+
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) ",
+                );
+                b.push_values(&new, |mut t, op| {
+                    if let Op::Drift { host, seq, at_ms, kind, row, body, .. } = op {
+                        t.push_bind(host.as_str())
+                            .push_bind(*seq)
+                            .push_bind(*at_ms)
+                            .push_bind(*kind)
+                            .push_bind(row.policy.as_str())
+                            .push_bind(row.rule.as_str())
+                            .push_bind(row.severity)
+                            .push_bind(row.status)
+                            .push_bind(body.as_slice());
+                    }
+                });
+                b.push(
+                    " ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
+                     policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
+                     status = excluded.status, body = excluded.body",
+                );
+                b.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(q("store drift events"))?;
+
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
+                );
+                b.push_values(&new, |mut t, op| {
+                    if let Op::Drift { host, at_ms, row, .. } = op {
+                        t.push_bind(host.as_str())
+                            .push_bind(row.policy.as_str())
+                            .push_bind(row.rule.as_str())
+                            .push_bind(row.title.as_str())
+                            .push_bind(row.severity)
+                            .push_bind(row.status)
+                            .push_bind(row.first_failed_ms)
+                            .push_bind(*at_ms)
+                            .push_bind(row.body.as_slice());
+                    }
+                });
+                b.push(
+                    " ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
+                     severity = excluded.severity, status = excluded.status, \
+                     first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, body = excluded.body",
+                );
+                b.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(q("store drift results"))?;
+
+                let failing: Vec<&&Op> = new
+                    .iter()
+                    .filter(|op| matches!(op, Op::Drift { row, .. } if row.status == FAIL))
+                    .collect();
+                if !failing.is_empty() {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
+                    );
+                    b.push_values(&failing, |mut t, op| {
+                        if let Op::Drift { host, at_ms, row, .. } = op {
+                            t.push_bind(host.as_str())
+                                .push_bind(row.policy.as_str())
+                                .push_bind(row.rule.as_str())
+                                .push_bind(row.title.as_str())
+                                .push_bind(row.severity)
+                                .push_bind(row.first_failed_ms.unwrap_or(*at_ms));
+                        }
+                    });
+                    b.push(
+                        " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
+                         DO UPDATE SET title = excluded.title, severity = excluded.severity",
+                    );
+                    b.build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(q("open findings"))?;
+                }
+                let passing: Vec<&&Op> = new
+                    .iter()
+                    .filter(|op| matches!(op, Op::Drift { row, .. } if resolves(row.status)))
+                    .collect();
+                if !passing.is_empty() {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE findings SET resolved_ms = v.column4 FROM (",
+                    );
+                    b.push_values(&passing, |mut t, op| {
+                        if let Op::Drift { host, at_ms, row, .. } = op {
+                            t.push_bind(host.as_str())
+                                .push_bind(row.policy.as_str())
+                                .push_bind(row.rule.as_str())
+                                .push_bind(*at_ms);
+                        }
+                    });
+                    b.push(
+                        ") AS v WHERE findings.host = v.column1 AND findings.policy = v.column2 \
+                         AND findings.rule = v.column3 AND findings.resolved_ms IS NULL",
+                    );
+                    b.build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(q("resolve findings"))?;
+                }
+                if $postgres {
+                    let mut b = sqlx::QueryBuilder::<$db>::new("SELECT pg_notify(");
+                    b.push_bind(DRIFT_CHANNEL);
+                    b.push(", v.column1) FROM (");
+                    b.push_values(&new, |mut t, op| {
+                        if let Op::Drift { host, seq, .. } = op {
+                            t.push_bind(format!("{seq}:{host}"));
+                        }
+                    });
+                    b.push(") AS v");
+                    b.build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(q("announce drift events"))?;
+                }
                 Ok(outcomes)
             }
 
@@ -130,34 +368,6 @@ macro_rules! backend {
                     Some(_) => Ok(false),
                     None => Err(StoreError::UnknownHost(host.to_string())),
                 }
-            }
-
-            async fn upsert_result(
-                conn: &mut Conn,
-                host: &str,
-                row: &ResultRow,
-                at_ms: i64,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
-                     severity = excluded.severity, status = excluded.status, \
-                     first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, body = excluded.body",
-                )
-                .bind(host)
-                .bind(&row.policy)
-                .bind(&row.rule)
-                .bind(&row.title)
-                .bind(row.severity)
-                .bind(row.status)
-                .bind(row.first_failed_ms)
-                .bind(at_ms)
-                .bind(&row.body)
-                .execute(&mut *conn)
-                .await
-                .map_err(q("store a result"))?;
-                Ok(())
             }
 
             async fn apply(conn: &mut Conn, op: &Op) -> Result<Outcome, StoreError> {
@@ -221,77 +431,10 @@ macro_rules! backend {
                         .map_err(q("mark a host connected"))?;
                         Ok(Outcome::Done)
                     }
-                    Op::Drift {
-                        host,
-                        seq,
-                        at_ms,
-                        kind,
-                        row,
-                        body,
-                        ..
-                    } => {
-                        if !advance(conn, host, *seq, *at_ms).await? {
-                            return Ok(Outcome::Stored(Stored::Duplicate));
-                        }
-                        sqlx::query(
-                            "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                             ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
-                             policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
-                             status = excluded.status, body = excluded.body",
-                        )
-                        .bind(host)
-                        .bind(*seq)
-                        .bind(*at_ms)
-                        .bind(*kind)
-                        .bind(&row.policy)
-                        .bind(&row.rule)
-                        .bind(row.severity)
-                        .bind(row.status)
-                        .bind(body)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("store a drift event"))?;
-                        upsert_result(conn, host, row, *at_ms).await?;
-                        if row.status == FAIL {
-                            sqlx::query(
-                                "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) \
-                                 VALUES ($1, $2, $3, $4, $5, $6) \
-                                 ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
-                                 DO UPDATE SET title = excluded.title, severity = excluded.severity",
-                            )
-                            .bind(host)
-                            .bind(&row.policy)
-                            .bind(&row.rule)
-                            .bind(&row.title)
-                            .bind(row.severity)
-                            .bind(row.first_failed_ms.unwrap_or(*at_ms))
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(q("open a finding"))?;
-                        } else if resolves(row.status) {
-                            sqlx::query(
-                                "UPDATE findings SET resolved_ms = $4 \
-                                 WHERE host = $1 AND policy = $2 AND rule = $3 AND resolved_ms IS NULL",
-                            )
-                            .bind(host)
-                            .bind(&row.policy)
-                            .bind(&row.rule)
-                            .bind(*at_ms)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(q("resolve a finding"))?;
-                        }
-                        if $postgres {
-                            sqlx::query("SELECT pg_notify($1, $2)")
-                                .bind(DRIFT_CHANNEL)
-                                .bind(format!("{seq}:{host}"))
-                                .execute(&mut *conn)
-                                .await
-                                .map_err(q("announce a drift event"))?;
-                        }
-                        Ok(Outcome::Stored(Stored::New))
-                    }
+                    Op::Drift { .. } => apply_drifts(conn, std::slice::from_ref(&op))
+                        .await?
+                        .pop()
+                        .unwrap_or(Err(StoreError::WriterGone)),
                     Op::Snapshot {
                         host,
                         seq,
