@@ -16,14 +16,7 @@ pub const DEFAULT_STORE: &str = "sqlite:///var/lib/hardend-collector/hardend.db"
 /// The default limit on one gRPC message from an agent or console.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-const TOP_FIELDS: &[&str] = &[
-    "listen",
-    "tls",
-    "store",
-    "deadlines",
-    "max_message_bytes",
-    "max_connections",
-];
+const TOP_FIELDS: &[&str] = &["listen", "tls", "store", "deadlines", "max_message_bytes"];
 const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
 const DEADLINE_FIELDS: &[&str] = &["critical", "high", "medium", "low"];
 
@@ -47,8 +40,6 @@ pub struct CollectorConfig {
     pub deadlines: Deadlines,
     /// The largest gRPC message accepted; larger ones are refused.
     pub max_message_bytes: usize,
-    /// The most agent and console connections served at once.
-    pub max_connections: usize,
 }
 
 impl CollectorConfig {
@@ -60,7 +51,6 @@ impl CollectorConfig {
             store: DEFAULT_STORE.to_string(),
             deadlines: Deadlines::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            max_connections: 20_000,
         }
     }
 }
@@ -252,11 +242,6 @@ impl Parser<'_> {
                 "max_message_bytes" => {
                     if let Some(n) = self.positive(value, key) {
                         config.max_message_bytes = n;
-                    }
-                }
-                "max_connections" => {
-                    if let Some(n) = self.positive(value, key) {
-                        config.max_connections = n;
                     }
                 }
                 _ => {}

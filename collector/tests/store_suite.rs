@@ -928,11 +928,9 @@ async fn batched(db: &Db) {
             (1..=60).collect::<Vec<u64>>()
         );
     }
-    // seq 1..9 fail r1..r9, 10..19 pass (r0 fails at 10? no: 10/10=1, pass),
-    // 20..29 fail, 30..39 pass, 40..49 fail, 50..59 pass, 60 fails r0.
-    // Every rule r1..r9 failed three times and passed three times: three
-    // resolved findings each; r0 failed at 20, 40 and 60 and passed at 10,
-    // 30, 50: two resolved, one open.
+    // Seqs 1..9 fail r1..r9, 10..19 pass r0..r9, 20..29 fail, 30..39 pass,
+    // 40..49 fail, 50..59 pass, and 60 fails r0. So r1..r9 each have three
+    // resolved findings; r0 has two resolved and one open.
     let open = store.list_findings(&all(), now).await.expect("open");
     assert_eq!(
         open_rules(&open),

@@ -339,35 +339,14 @@ macro_rules! backend {
                 Ok(outcomes)
             }
 
-            /// Advances the host's high-water mark to `seq`; false when the
-            /// (host, seq) was stored before.
-            async fn advance(
-                conn: &mut Conn,
-                host: &str,
-                seq: i64,
-                at_ms: i64,
-            ) -> Result<bool, StoreError> {
-                let done = sqlx::query(
-                    "UPDATE hosts SET last_seq = $2, last_seen_ms = $3 WHERE host = $1 AND last_seq < $2",
-                )
-                .bind(host)
-                .bind(seq)
-                .bind(at_ms)
-                .execute(&mut *conn)
-                .await
-                .map_err(q("advance the sequence number"))?;
-                if done.rows_affected() > 0 {
-                    return Ok(true);
-                }
-                let known = sqlx::query("SELECT host FROM hosts WHERE host = $1")
+            /// Whether the host has said Hello.
+            async fn known(conn: &mut Conn, host: &str) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT host FROM hosts WHERE host = $1")
                     .bind(host)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(q("look up a host"))?;
-                match known {
-                    Some(_) => Ok(false),
-                    None => Err(StoreError::UnknownHost(host.to_string())),
-                }
+                Ok(row.is_some())
             }
 
             async fn apply(conn: &mut Conn, op: &Op) -> Result<Outcome, StoreError> {
@@ -442,15 +421,23 @@ macro_rules! backend {
                         policies,
                         rows,
                     } => {
-                        if !advance(conn, host, *seq, *at_ms).await? {
-                            return Ok(Outcome::Stored(Stored::Duplicate));
+                        let done = sqlx::query(
+                            "UPDATE hosts SET last_seq = $2, last_seen_ms = $3, policies = $4 \
+                             WHERE host = $1 AND last_seq < $2",
+                        )
+                        .bind(host)
+                        .bind(*seq)
+                        .bind(*at_ms)
+                        .bind(policies)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(q("advance the sequence number"))?;
+                        if done.rows_affected() == 0 {
+                            return match known(conn, host).await? {
+                                true => Ok(Outcome::Stored(Stored::Duplicate)),
+                                false => Err(StoreError::UnknownHost(host.clone())),
+                            };
                         }
-                        sqlx::query("UPDATE hosts SET policies = $2 WHERE host = $1")
-                            .bind(host)
-                            .bind(policies)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(q("record a host's policies"))?;
                         sqlx::query("DELETE FROM results WHERE host = $1")
                             .bind(host)
                             .execute(&mut *conn)
