@@ -6,6 +6,7 @@
 mod backend;
 
 use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/p
 pub enum StoreError {
     #[error("invalid store URL `{0}`: expected sqlite:///PATH or postgres://USER@HOST/DB")]
     BadUrl(String),
-    #[error("cannot create the store's directory {path}: {source}")]
+    #[error("cannot create the store's directory or file {path}: {source}")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
@@ -302,10 +303,16 @@ impl Store {
             if let Some(parent) = path.parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
+                // The store holds the fleet's weaknesses: its directory is
+                // private when the collector creates it.
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|source| StoreError::CreateDir {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
             }
             let options = SqliteConnectOptions::new()
                 .filename(&path)
@@ -315,6 +322,20 @@ impl Store {
                 .busy_timeout(Duration::from_secs(10))
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
+            // A new database file (and so its -wal and -shm files) is
+            // readable by the collector's user only.
+            if !path.exists() {
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path);
+                if let Err(source) = created
+                    && source.kind() != std::io::ErrorKind::AlreadyExists
+                {
+                    return Err(StoreError::CreateDir { path, source });
+                }
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(1)

@@ -987,3 +987,25 @@ async fn store_suite_postgres() {
     let cluster = PgCluster::start(bin);
     suite(Db::Postgres(cluster)).await;
 }
+
+#[tokio::test]
+async fn store_sqlite_file_and_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("var/lib/hardend-collector/hardend.db");
+    let store = Store::open(&format!("sqlite://{}", db.display()), Deadlines::default())
+        .await
+        .expect("open");
+    store.hello(&hello("p1", 0), ts(T0)).await.expect("hello");
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(db.parent().expect("parent")), 0o700);
+    let wal = db.with_extension("db-wal");
+    assert!(wal.exists(), "the store runs in WAL mode");
+    assert_eq!(mode(&wal), 0o600);
+    let err = Store::open("mysql://nope", Deadlines::default())
+        .await
+        .err()
+        .expect("unsupported URL");
+    assert!(matches!(err, StoreError::BadUrl(_)), "{err}");
+}

@@ -106,6 +106,7 @@ fn run(config_path: PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match load_config(&config_path) {
         Ok(config) => config,
