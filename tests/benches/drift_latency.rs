@@ -213,7 +213,7 @@ fn report(what: &str, figures: &Figures) {
     journal.sort_by(f64::total_cmp);
     follow.sort_by(f64::total_cmp);
     println!(
-        "  {what:<30} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms  (seen by journalctl -f: p50 {:.1} ms, p99 {:.1} ms)  n={} missed={}",
+        "  {what:<30} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms  (printed by journalctl -f, which wakes in steps of about 0.5 s: p50 {:.0} ms, p99 {:.0} ms)  n={} missed={}",
         percentile(&journal, 50.0),
         percentile(&journal, 99.0),
         journal.last().copied().unwrap_or(f64::NAN),
