@@ -2,6 +2,18 @@
 //! service that agents push to (identity from the client certificate, each
 //! stored message acknowledged in order), the read-only `Console` service,
 //! health and reflection.
+//!
+//! The push protocol, as the agent sees it: open `Connect` with a client
+//! certificate of kind agent and send `Hello` first (its `host` must be the
+//! certificate's name, or the call fails with PERMISSION_DENIED). When the
+//! collector already holds messages of this host it answers at once with
+//! `Ack { seq: highest stored }`. Then every `Snapshot` and `Drift` is
+//! answered by `Ack { seq }` in the order sent, after its transaction
+//! committed; a (host, seq) stored before (seq not above the host's
+//! high-water mark) is acknowledged and ignored, so sequence numbers start
+//! at 1 and must increase. An agent whose `Hello.last_seq` is below the
+//! stored high-water mark has lost its state, and the mark is lowered to it.
+//! A message over `max_message_bytes` ends the stream with an error.
 
 use std::collections::HashMap;
 use std::future::Future;
