@@ -382,9 +382,11 @@ async fn session(
         .await
         .map_err(PushError::Connect)?;
     let view = shared.view.borrow().clone();
+    // Resume after the last acknowledgement, even one the acker has not
+    // written yet.
     let (last_seq, mut sent) = {
         let o = outbox.lock()?;
-        (o.last_seq(), o.acked())
+        (o.last_seq(), o.acked().max(*acks.borrow()))
     };
     let hello = pb::Hello {
         host: view.hostname.clone(),

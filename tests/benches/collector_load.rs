@@ -1,0 +1,511 @@
+//! Collector load: simulated agents (many concurrent `Collector.Connect`
+//! streams over loopback with mutual TLS, from this one process) against one
+//! collector served in process, with SQLite and then with PostgreSQL (a
+//! private cluster, when PostgreSQL is installed and we are root), with
+//! 10,000 hosts registered. Prints drift events ingested per second (target
+//! >= 20,000), snapshots of 200 results per second (target >= 1,000), and
+//! the p99 time from sending a drift event to seeing it in `ListFindings`
+//! (target < 1 s).
+//!
+//! `cargo bench -p hardend-tests --bench collector_load`; sizes through
+//! HARDEND_BENCH_HOSTS, HARDEND_BENCH_AGENTS, HARDEND_BENCH_EVENTS,
+//! HARDEND_BENCH_SNAPSHOTS, HARDEND_BENCH_LATENCY_SAMPLES.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hardend_collector::config::{CollectorConfig, TlsConfig};
+use hardend_collector::pki::{self, CertKind};
+use hardend_collector::store::Store;
+use hardend_proto as pb;
+use hardend_proto::collector_client::CollectorClient;
+use hardend_proto::console_client::ConsoleClient;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Sizes {
+    hosts: usize,
+    agents: usize,
+    events: usize,
+    snapshots: usize,
+    latency_samples: usize,
+}
+
+fn result(i: usize, fail: bool) -> pb::RuleResult {
+    let status = if fail {
+        pb::Status::Fail
+    } else {
+        pb::Status::Pass
+    };
+    pb::RuleResult {
+        policy: format!("linux-baseline-{}", i % 8),
+        rule: format!("rule-{i:03}"),
+        title: format!("Benchmark rule {i}"),
+        severity: [
+            pb::Severity::Low,
+            pb::Severity::Medium,
+            pb::Severity::High,
+            pb::Severity::Critical,
+        ][i % 4]
+            .into(),
+        status: status.into(),
+        waived_status: 0,
+        expected: Some("value = 0".into()),
+        actual: Some(if fail { "1" } else { "0" }.into()),
+        evidence: vec![pb::Evidence {
+            path: "/etc/sysctl.conf".into(),
+            line: Some(u32::try_from(i % 500).unwrap_or(0)),
+            text: Some("net.ipv4.ip_forward = 1".into()),
+        }],
+        message: None,
+        first_failed_at: fail.then(|| "2026-11-22T10:00:00Z".to_string()),
+        overdue: false,
+    }
+}
+
+fn drift(seq: u64, rule: usize, fail: bool) -> pb::AgentMessage {
+    pb::AgentMessage {
+        body: Some(pb::agent_message::Body::Drift(pb::DriftEvent {
+            seq,
+            at: jiff::Timestamp::now().to_string(),
+            kind: if fail {
+                pb::DriftKind::Failing
+            } else {
+                pb::DriftKind::Passing
+            }
+            .into(),
+            previous: if fail {
+                pb::Status::Pass
+            } else {
+                pb::Status::Fail
+            }
+            .into(),
+            result: Some(result(rule, fail)),
+            hostname: String::new(),
+        })),
+    }
+}
+
+fn snapshot(seq: u64, host: &str) -> pb::AgentMessage {
+    let results: Vec<pb::RuleResult> = (0..200)
+        .map(|i| result(i, (i + seq as usize) % 7 == 0))
+        .collect();
+    let first_failed_at = results
+        .iter()
+        .filter(|r| r.status == pb::Status::Fail as i32)
+        .map(|r| {
+            (
+                format!("{}/{}", r.policy, r.rule),
+                "2026-11-22T10:00:00Z".to_string(),
+            )
+        })
+        .collect();
+    pb::AgentMessage {
+        body: Some(pb::agent_message::Body::Snapshot(pb::Snapshot {
+            seq,
+            report: Some(pb::Report {
+                schema: "hardend.report/v1".into(),
+                hostname: host.into(),
+                root: "/".into(),
+                started_at: jiff::Timestamp::now().to_string(),
+                duration_ms: 3.0,
+                policies: (0..8)
+                    .map(|i| pb::PolicyRef {
+                        id: format!("linux-baseline-{i}"),
+                        version: "1.0.0".into(),
+                    })
+                    .collect(),
+                summary: Some(pb::Summary {
+                    total: 200,
+                    ..Default::default()
+                }),
+                results,
+            }),
+            first_failed_at,
+            folded_events: 0,
+        })),
+    }
+}
+
+fn tls(dir: &Path, name: &str) -> ClientTlsConfig {
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(dir.join("ca.pem"))))
+        .identity(Identity::from_pem(
+            read(dir.join(format!("{name}.pem"))),
+            read(dir.join(format!("{name}.key"))),
+        ))
+}
+
+async fn channel(url: &str, dir: &Path, name: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .expect("url")
+        .tls_config(tls(dir, name))
+        .expect("tls")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: connect: {e:?}"))
+}
+
+/// One simulated agent's open stream: a sender and the highest ack seen.
+struct SimAgent {
+    tx: mpsc::Sender<pb::AgentMessage>,
+    acked: watch::Receiver<u64>,
+    next_seq: u64,
+    host: String,
+}
+
+impl SimAgent {
+    async fn connect(url: &str, dir: &Path, host: &str) -> SimAgent {
+        let channel = channel(url, dir, host).await;
+        let (tx, rx) = mpsc::channel(1024);
+        tx.send(pb::AgentMessage {
+            body: Some(pb::agent_message::Body::Hello(pb::Hello {
+                host: host.into(),
+                agent_version: "bench".into(),
+                policies: vec![],
+                last_seq: 0,
+            })),
+        })
+        .await
+        .expect("hello");
+        let mut client = CollectorClient::new(channel)
+            .max_encoding_message_size(16 << 20)
+            .max_decoding_message_size(16 << 20);
+        let mut inbound = client
+            .connect(ReceiverStream::new(rx))
+            .await
+            .unwrap_or_else(|e| panic!("{host}: Connect: {e}"))
+            .into_inner();
+        let (ack_tx, acked) = watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = inbound.message().await {
+                if let Some(pb::collector_message::Body::Ack(a)) = m.body {
+                    ack_tx.send_if_modified(|v| {
+                        let newer = a.seq > *v;
+                        if newer {
+                            *v = a.seq;
+                        }
+                        newer
+                    });
+                }
+            }
+        });
+        SimAgent {
+            tx,
+            acked,
+            next_seq: 1,
+            host: host.into(),
+        }
+    }
+
+    async fn send(&mut self, make: impl FnOnce(u64) -> pb::AgentMessage) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.tx.send(make(seq)).await.expect("stream open");
+        seq
+    }
+
+    async fn wait_acked(&mut self, seq: u64) {
+        let result =
+            tokio::time::timeout(Duration::from_secs(300), self.acked.wait_for(|v| *v >= seq))
+                .await;
+        match result {
+            Ok(Ok(_)) => {}
+            _ => panic!("{}: seq {seq} was not acknowledged", self.host),
+        }
+    }
+}
+
+/// Runs the load against one store URL and prints the figures.
+async fn measure(label: &str, store_url: &str, pki_dir: &Path, sizes: &Sizes) {
+    let store = Store::open(store_url, Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{label}: open the store: {e}"));
+    // Register the fleet: every host says Hello once.
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..sizes.hosts {
+        let store = store.clone();
+        set.spawn(async move {
+            let hello = pb::Hello {
+                host: format!("host-{i:05}"),
+                agent_version: "bench".into(),
+                policies: vec![],
+                last_seq: 0,
+            };
+            store
+                .hello(&hello, jiff::Timestamp::now())
+                .await
+                .map(|_| ())
+        });
+        if set.len() >= 512 {
+            if let Some(r) = set.join_next().await {
+                r.expect("join").expect("hello");
+            }
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("join").expect("hello");
+    }
+    println!(
+        "{label}: registered {} hosts in {:.1} s",
+        sizes.hosts,
+        started.elapsed().as_secs_f64()
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut config = CollectorConfig::with_tls(TlsConfig {
+        ca: pki_dir.join("ca.pem"),
+        cert: pki_dir.join("127.0.0.1.pem"),
+        key: pki_dir.join("127.0.0.1.key"),
+    });
+    config.listen = addr;
+    config.store = store_url.to_string();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(hardend_collector::server::serve_with(
+        config,
+        store,
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let url = format!("https://{addr}");
+
+    let mut agents = Vec::new();
+    for a in 0..sizes.agents {
+        agents.push(SimAgent::connect(&url, pki_dir, &format!("sim-{a:03}")).await);
+    }
+
+    // Drift events: every agent sends its share as fast as the stream takes it.
+    let per_agent = sizes.events.div_ceil(sizes.agents);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for mut agent in agents.drain(..) {
+        set.spawn(async move {
+            let mut last = 0;
+            for i in 0..per_agent {
+                last = agent
+                    .send(|seq| drift(seq, i % 200, (i / 200) % 2 == 0))
+                    .await;
+            }
+            agent.wait_acked(last).await;
+            agent
+        });
+    }
+    while let Some(agent) = set.join_next().await {
+        agents.push(agent.expect("agent task"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = per_agent * sizes.agents;
+    println!(
+        "{label}: drift events ingested: {:.0}/s ({total} events from {} agents in {secs:.2} s; target >= 20000)",
+        total as f64 / secs,
+        sizes.agents
+    );
+
+    // Snapshots of 200 results.
+    let per_agent = sizes.snapshots.div_ceil(sizes.agents);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for mut agent in agents.drain(..) {
+        set.spawn(async move {
+            let mut last = 0;
+            let host = agent.host.clone();
+            for _ in 0..per_agent {
+                last = agent.send(|seq| snapshot(seq, &host)).await;
+            }
+            agent.wait_acked(last).await;
+            agent
+        });
+    }
+    while let Some(agent) = set.join_next().await {
+        agents.push(agent.expect("agent task"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = per_agent * sizes.agents;
+    println!(
+        "{label}: snapshots (200 results) ingested: {:.0}/s ({total} in {secs:.2} s; target >= 1000)",
+        total as f64 / secs
+    );
+
+    // Latency: a new failing rule, from sending its event to ListFindings showing it.
+    let console = channel(&url, pki_dir, "bench-console").await;
+    let mut console = ConsoleClient::new(console).max_decoding_message_size(64 << 20);
+    let agent = &mut agents[0];
+    let mut samples = Vec::with_capacity(sizes.latency_samples);
+    for i in 0..sizes.latency_samples {
+        let rule = 1000 + i;
+        let sent = Instant::now();
+        agent.send(|seq| drift(seq, rule, true)).await;
+        let request = pb::ListFindingsRequest {
+            host: agent.host.clone(),
+            rule: format!("rule-{rule:03}"),
+            ..Default::default()
+        };
+        loop {
+            let found = console
+                .list_findings(request.clone())
+                .await
+                .expect("ListFindings")
+                .into_inner()
+                .findings;
+            if !found.is_empty() {
+                break;
+            }
+            assert!(sent.elapsed() < Duration::from_secs(30), "never visible");
+        }
+        samples.push(sent.elapsed());
+    }
+    samples.sort_unstable();
+    let p = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    println!(
+        "{label}: drift -> ListFindings: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples; target p99 < 1000 ms)",
+        p(0.50).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        p(1.0).as_secs_f64() * 1e3,
+        samples.len()
+    );
+
+    drop(agents);
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Ok(()))) => {}
+        other => println!("{label}: the collector did not stop cleanly: {other:?}"),
+    }
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A throwaway PostgreSQL cluster on a Unix socket in a temporary directory,
+/// run as the `postgres` user, stopped when dropped.
+struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    fn as_postgres(program: &Path) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    }
+
+    fn start(bin: PathBuf) -> Result<Postgres, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("hardend-bench-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let chown = Command::new("chown")
+            .arg("postgres:")
+            .arg(dir.path())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !chown.success() {
+            return Err("cannot chown the cluster directory".into());
+        }
+        let data = dir.path().join("data");
+        let out = Self::as_postgres(&bin.join("initdb"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("initdb: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let options = format!("-k {} -p 5432 -c listen_addresses=''", dir.path().display());
+        let out = Self::as_postgres(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.path().join("log"))
+            .args(["-w", "start"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let pg = Postgres { dir, bin };
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(pg)
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres:///postgres?host={}&port=5432&user=postgres",
+            self.dir.path().display()
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Self::as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
+    // useful either way: both run the load.
+    let sizes = Sizes {
+        hosts: env_usize("HARDEND_BENCH_HOSTS", 10_000),
+        agents: env_usize("HARDEND_BENCH_AGENTS", 50).max(1),
+        events: env_usize("HARDEND_BENCH_EVENTS", 200_000),
+        snapshots: env_usize("HARDEND_BENCH_SNAPSHOTS", 3_000),
+        latency_samples: env_usize("HARDEND_BENCH_LATENCY_SAMPLES", 200).max(1),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let pki_dir = work.path().join("pki");
+    pki::init(&pki_dir).expect("pki init");
+    pki::issue(&pki_dir, CertKind::Collector, "127.0.0.1").expect("collector cert");
+    pki::issue(&pki_dir, CertKind::Console, "bench-console").expect("console cert");
+    for a in 0..sizes.agents {
+        pki::issue(&pki_dir, CertKind::Agent, &format!("sim-{a:03}")).expect("agent cert");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let sqlite = format!("sqlite://{}", work.path().join("bench.db").display());
+    runtime.block_on(measure("sqlite", &sqlite, &pki_dir, &sizes));
+
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    match postgres_bin() {
+        Some(bin) if is_root => match Postgres::start(bin) {
+            Ok(pg) => runtime.block_on(measure("postgres", &pg.url(), &pki_dir, &sizes)),
+            Err(e) => println!("postgres: skipped: cannot start a private cluster: {e}"),
+        },
+        _ => println!("postgres: skipped: PostgreSQL is not installed or we are not root"),
+    }
+}
