@@ -7,10 +7,22 @@
 //! shows no input chain at all, iptables-save is read as well, for rules
 //! loaded with iptables-legacy (which nft cannot see). When neither tool can
 //! be read the fact is a failure (the rule errors), never an empty ruleset.
+//!
+//! The fact read from nft is kept and handed out again while the nf_tables
+//! generation id (read over netlink, see [`generation`]), the network
+//! namespace and the lists of legacy tables stay the same: every committed
+//! ruleset change bumps the generation, so the poll backstop costs two small
+//! netlink datagrams instead of starting nft. A fact that needed
+//! iptables-save (legacy tables hold rules whose changes bump nothing) or
+//! that failed is never kept.
 
 pub(crate) mod command;
+pub mod generation;
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hardend_facts::firewall::{Family, InputChain};
@@ -49,14 +61,90 @@ pub enum FirewallError {
     Malformed { index: usize, why: String },
 }
 
-/// Reads the live ruleset: nft first, iptables-save as the fallback.
+/// What must stay the same for a kept fact to still be the ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    /// The device and inode of this thread's network namespace.
+    netns: (u64, u64),
+    /// The nf_tables generation id.
+    generation: u32,
+    /// The contents of the legacy table lists (None: the list is absent).
+    legacy: Vec<Option<Vec<u8>>>,
+}
+
+impl Stamp {
+    /// Reads the stamp of the live ruleset; None when any part of it cannot
+    /// be read, and then nothing is kept or handed out.
+    fn read(fs: &RootFs) -> Option<Stamp> {
+        let netns = std::fs::metadata("/proc/thread-self/ns/net")
+            .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))?;
+        let generation = generation::ruleset_generation().ok()?;
+        let mut legacy = Vec::new();
+        for path in LEGACY_TABLE_LISTS {
+            match fs.read(path) {
+                Ok(names) => legacy.push(Some(names)),
+                Err(e) if e.is_not_found() => legacy.push(None),
+                Err(_) => return None,
+            }
+        }
+        Some(Stamp {
+            netns,
+            generation,
+            legacy,
+        })
+    }
+
+    /// Whether a legacy table is loaded, by the lists in the stamp.
+    fn legacy_loaded(&self) -> bool {
+        self.legacy
+            .iter()
+            .flatten()
+            .any(|names| names.iter().any(|b| !b.is_ascii_whitespace()))
+    }
+}
+
+/// The last fact read from nft with the stamp read just before it.
+static KEPT: Mutex<Option<(Stamp, FirewallFact)>> = Mutex::new(None);
+
+/// How many times nft has been started by this process.
+static NFT_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process has started `nft -j list ruleset`: a probe
+/// answered from the kept fact does not count.
+pub fn nft_runs() -> u64 {
+    NFT_RUNS.load(Ordering::Relaxed)
+}
+
+/// Reads the live ruleset: nft first, iptables-save as the fallback. While
+/// the ruleset's stamp is unchanged, the fact nft gave last time is returned
+/// without starting nft.
 pub fn probe(fs: &RootFs) -> Probed<Live<FirewallFact>> {
     if !fs.is_live() {
         return Ok(Live::NotApplicable(
             "offline root: the firewall is state of the running system".to_string(),
         ));
     }
-    match read_nft() {
+    // The stamp is read before nft runs: a change in between gives a newer
+    // fact under an older stamp, which the next probe replaces.
+    let stamp = Stamp::read(fs);
+    if let Some(stamp) = &stamp
+        && let Ok(kept) = KEPT.lock()
+        && let Some((kept_stamp, fact)) = kept.as_ref()
+        && kept_stamp == stamp
+    {
+        return Ok(Live::Value(fact.clone()));
+    }
+    let nft = read_nft();
+    // Keep the fact only when iptables-save plays no part in it below.
+    if let (Some(stamp), Ok(fact)) = (stamp, &nft)
+        && !(fact.input_chains.is_empty() && stamp.legacy_loaded())
+        && let Ok(mut kept) = KEPT.lock()
+    {
+        *kept = Some((stamp, fact.clone()));
+    }
+    match nft {
         // Rules loaded with iptables-legacy live outside nf_tables, where nft
         // cannot see them: when nft shows no input chain and legacy tables
         // exist, iptables-save is asked too (with iptables-nft it shows
@@ -98,6 +186,7 @@ pub fn legacy_tables_loaded(fs: &RootFs) -> bool {
 
 /// Runs `nft -j list ruleset` and parses it.
 pub fn read_nft() -> Result<FirewallFact, FirewallError> {
+    NFT_RUNS.fetch_add(1, Ordering::Relaxed);
     let done = command::run(
         "nft",
         &["-j", "list", "ruleset"],

@@ -109,7 +109,18 @@ impl Probe {
             let service_index = keys
                 .iter()
                 .any(|k| matches!(k, FactKey::Service(_)))
-                .then(|| service::load_index(fs));
+                .then(|| {
+                    let mut index = service::load_index(fs);
+                    // One `systemctl is-active` for every unit, not one each.
+                    index.prefetch_activity(
+                        fs,
+                        keys.iter().filter_map(|k| match k {
+                            FactKey::Service(unit) => Some(unit.as_str()),
+                            _ => None,
+                        }),
+                    );
+                    index
+                });
             for key in keys {
                 match (key, &sysctl_config, &service_index) {
                     (FactKey::Sysctl(k), Some(config), _) => {

@@ -6,11 +6,17 @@
 //! Mappings that are not files on disk (memfd, SysV and POSIX shared memory,
 //! devices, anonymous huge pages) are ignored. Live only: on another root
 //! the processes are not the root's.
+//!
+//! A mapping only turns "deleted" when its file is replaced or removed,
+//! which is a change in the directory that holds it: the fact is re-read
+//! on changes in the binary and library directories and the dpkg database
+//! (see [`sources`]) instead of on every poll. A file replaced anywhere
+//! else is found by the daemon's full rescan.
 
 use std::collections::BTreeSet;
 
 use hardend_facts::posture::{DeletedMapping, ProcessesFact};
-use hardend_facts::{FactKey, Live, ProbeFailure, Probed, Source};
+use hardend_facts::{Live, ProbeFailure, Probed, Source};
 
 use crate::RootFs;
 
@@ -37,9 +43,58 @@ pub fn probe(fs: &RootFs) -> Probed<Live<ProcessesFact>> {
         .map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
-/// Nothing signals a process starting or a mapping going stale: polled.
-pub fn sources(_fs: &RootFs) -> Vec<Source> {
-    vec![Source::Poll(FactKey::Processes)]
+/// The directories whose files are the programs and libraries that
+/// processes map, in addition to the multiarch library directories.
+const CODE_DIRS: [&str; 13] = [
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/usr/local/lib",
+    "/var/lib/dpkg",
+];
+
+/// The directories where replacing a file leaves processes mapping the old
+/// one: the binary and library directories that exist as directories (a
+/// symlink such as a merged-/usr `/bin` is watched through its target),
+/// the multiarch library directories (`/usr/lib/x86_64-linux-gnu`, ...) and
+/// the dpkg database, whose change marks a package installation. Off-line
+/// there is nothing to watch: the fact is not applicable.
+pub fn sources(fs: &RootFs) -> Vec<Source> {
+    if !fs.is_live() {
+        return Vec::new();
+    }
+    let is_real_dir = |dir: &str| {
+        fs.symlink_metadata(dir)
+            .is_ok_and(|m| m.file_type().is_dir())
+    };
+    let mut dirs: Vec<String> = CODE_DIRS
+        .iter()
+        .filter(|d| is_real_dir(d))
+        .map(|d| d.to_string())
+        .collect();
+    for lib in ["/usr/lib", "/lib"] {
+        let Ok(mut names) = fs.read_dir(lib) else {
+            continue;
+        };
+        names.sort();
+        for name in names {
+            let dir = format!("{lib}/{name}");
+            if name.contains("-linux-gnu") && is_real_dir(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.into_iter()
+        .map(|d| Source::Path(fs.host_path(&d)))
+        .collect()
 }
 
 /// True for a mapped path that names a file on disk.
@@ -186,6 +241,26 @@ fn scan_pids(proc: &std::path::Path, pids: &[u32]) -> (usize, Vec<DeletedMapping
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_the_code_directories_not_a_poll() {
+        let live = sources(&RootFs::new("/"));
+        assert!(live.iter().all(|s| matches!(s, Source::Path(_))));
+        let paths: Vec<&std::path::Path> = live
+            .iter()
+            .filter_map(|s| match s {
+                Source::Path(p) => Some(p.as_path()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            paths.contains(&std::path::Path::new("/usr/bin")),
+            "{paths:?}"
+        );
+        assert!(paths.iter().all(|p| p.is_dir()), "{paths:?}");
+        let fixture = tempfile::tempdir().expect("tempdir");
+        assert!(sources(&RootFs::new(fixture.path())).is_empty());
+    }
 
     #[test]
     fn only_executable_file_mappings_count() {

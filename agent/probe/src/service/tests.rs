@@ -441,3 +441,35 @@ fn probe_and_probe_with_agree_on_many_units() {
     assert!(enabled >= 30, "only {enabled} enabled units");
     assert!(masked >= 15, "only {masked} masked units");
 }
+
+#[test]
+fn one_is_active_answer_is_split_one_state_per_unit() {
+    let names = vec![
+        "a.service".to_string(),
+        "b.service".to_string(),
+        "c.socket".to_string(),
+    ];
+    let states = parse_states("active\ninactive\nreloading\n", &names).expect("three states");
+    assert_eq!(states.get("a.service"), Some(&true));
+    assert_eq!(states.get("b.service"), Some(&false));
+    assert_eq!(states.get("c.socket"), Some(&true));
+    // A missing line or an unknown state drops the whole answer, so each
+    // unit is asked alone instead of being paired with a wrong line.
+    assert!(parse_states("active\ninactive\n", &names).is_none());
+    assert!(parse_states("active\nbogus\nfailed\n", &names).is_none());
+    assert!(parse_states("", &names).is_none());
+}
+
+#[test]
+fn prefetching_off_line_asks_nothing_and_changes_nothing() {
+    let root = Root::new();
+    root.file("/etc/systemd/system/a.service", "[Service]\n");
+    let fs = root.fs();
+    let mut index = load_index(&fs);
+    index.prefetch_activity(&fs, ["a.service", "b.service"]);
+    assert!(index.activity.is_empty());
+    assert_eq!(
+        probe_with(&fs, "a.service", &index).expect("probe"),
+        probe(&fs, "a.service").expect("probe")
+    );
+}
