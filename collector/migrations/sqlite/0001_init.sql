@@ -27,7 +27,6 @@ CREATE TABLE results (
     body            BLOB NOT NULL,
     PRIMARY KEY (host, policy, rule)
 );
-CREATE INDEX results_policy ON results (policy, status);
 
 -- Every drift event, once per (host, seq).
 CREATE TABLE drift_events (
