@@ -312,7 +312,7 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
             }
         };
         read.push(path.clone());
-        for ((name, arch), _) in &installed {
+        for (name, arch) in installed.keys() {
             let Some(entries) = list.by_name.get(name) else {
                 continue;
             };
