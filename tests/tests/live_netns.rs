@@ -533,3 +533,75 @@ fn legacy_tables_are_seen_only_once_loaded() {
     assert!(after, "the filter table is loaded: {names:?}");
     assert!(names.lines().any(|l| l == "filter"), "{names:?}");
 }
+
+/// In the child: one firewall probe, with how many times nft ran for it and
+/// the generation read just after.
+fn probe_counting_nft() -> (Probed<Live<FirewallFact>>, u64, u32) {
+    let before = firewall::nft_runs();
+    let fact = firewall::probe(&RootFs::new("/"));
+    let runs = firewall::nft_runs() - before;
+    let generation = firewall::generation::ruleset_generation().expect("the nf_tables generation");
+    (fact, runs, generation)
+}
+
+#[test]
+fn an_unchanged_generation_reuses_the_fact_and_a_new_ruleset_does_not() {
+    if inside_netns() {
+        let load = |ruleset: &str| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = dir.path().join("ruleset.nft");
+            std::fs::write(&file, ruleset).expect("write ruleset");
+            must_run("nft", &["-f", file.to_str().expect("utf-8 path")]);
+        };
+        load(INET_DROP);
+        emit(&probe_counting_nft());
+        emit(&probe_counting_nft());
+        must_run("nft", &["flush", "ruleset"]);
+        load(INET_ACCEPT);
+        emit(&probe_counting_nft());
+        emit(&probe_counting_nft());
+        // With no input chain in nf_tables and a legacy table loaded, the
+        // fact comes from iptables-save too, whose rules bump no
+        // generation: it is read afresh every time.
+        must_run("nft", &["flush", "ruleset"]);
+        must_run("ip6tables-legacy", &["-P", "INPUT", "DROP"]);
+        emit(&probe_counting_nft());
+        emit(&probe_counting_nft());
+        return;
+    }
+    let Some(values) = rerun_in_netns(
+        "an_unchanged_generation_reuses_the_fact_and_a_new_ruleset_does_not",
+        &["nft", "ip6tables-legacy", "ip6tables-save", "iptables-save"],
+    ) else {
+        return;
+    };
+    let probes: Vec<(Probed<Live<FirewallFact>>, u64, u32)> = values.iter().map(value).collect();
+    assert_eq!(probes.len(), 6, "{probes:?}");
+    let fact = |i: usize| match &probes[i].0 {
+        Ok(Live::Value(fact)) => fact.clone(),
+        other => panic!("probe {i} failed: {other:?}"),
+    };
+    let runs = |i: usize| probes[i].1;
+    let generation = |i: usize| probes[i].2;
+    // The first probe runs nft; the second, with the same generation, does
+    // not and gives the same fact.
+    assert_eq!(runs(0), 1);
+    assert_eq!(generation(1), generation(0));
+    assert_eq!(runs(1), 0, "nft ran although the generation was unchanged");
+    assert_eq!(fact(1), fact(0));
+    assert_eq!(fact(0).input_chains[0].policy, "drop");
+    // A new ruleset is a new generation, and its fact is read.
+    assert_ne!(generation(2), generation(1));
+    assert_eq!(runs(2), 1, "nft did not run after the ruleset changed");
+    assert_eq!(fact(2).input_chains.len(), 1, "{:?}", fact(2));
+    assert_eq!(fact(2).input_chains[0].policy, "accept");
+    assert_ne!(fact(2), fact(1));
+    assert_eq!(runs(3), 0);
+    assert_eq!(fact(3), fact(2));
+    // With a legacy table loaded (which iptables-save reads when it is the
+    // legacy variant), nft runs on every probe again.
+    for i in [4, 5] {
+        assert_eq!(runs(i), 1, "probe {i} reused a fact that iptables-save fed");
+        assert!(fact(i).input_chains.iter().all(|c| c.policy != "accept"));
+    }
+}
