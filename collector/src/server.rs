@@ -311,14 +311,13 @@ impl Collector for CollectorService {
             drop(pending_tx);
             // Every queued message is answered before the host is marked gone.
             let _ = acker_done_rx.await;
-            if service.closed(&host) {
-                if let Err(err) = service
+            if service.closed(&host)
+                && let Err(err) = service
                     .store
                     .set_connected(&host, false, Timestamp::now())
                     .await
-                {
-                    tracing::warn!(host = host.as_str(), error = %err, "cannot mark the host disconnected");
-                }
+            {
+                tracing::warn!(host = host.as_str(), error = %err, "cannot mark the host disconnected");
             }
             tracing::info!(host = host.as_str(), "agent disconnected");
         });
