@@ -325,32 +325,33 @@ async fn the_push_resends_what_was_not_acknowledged_after_a_failed_stream() {
     })
     .await;
 
-    let seen = seen.lock().expect("lock");
-    assert_eq!(seen.hellos[0].host, "agent");
-    assert_eq!(
-        seen.hellos[0].last_seq, 30,
-        "the Hello says what was assigned"
-    );
-    let first = &seen.streams[0];
-    assert_eq!(
-        first.iter().map(|(s, _)| *s).take(15).collect::<Vec<_>>(),
-        (1..=15).collect::<Vec<_>>()
-    );
-    // The second stream starts after the last acknowledged message.
-    let second = &seen.streams[1];
-    assert_eq!(second.first(), Some(&(11, false)), "{second:?}");
-    for stream in &seen.streams {
-        assert!(
-            stream.windows(2).all(|w| w[0].0 < w[1].0),
-            "in order: {stream:?}"
+    {
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.hellos[0].host, "agent");
+        assert_eq!(
+            seen.hellos[0].last_seq, 30,
+            "the Hello says what was assigned"
         );
+        let first = &seen.streams[0];
+        assert_eq!(
+            first.iter().map(|(s, _)| *s).take(15).collect::<Vec<_>>(),
+            (1..=15).collect::<Vec<_>>()
+        );
+        // The second stream starts after the last acknowledged message.
+        let second = &seen.streams[1];
+        assert_eq!(second.first(), Some(&(11, false)), "{second:?}");
+        for stream in &seen.streams {
+            assert!(
+                stream.windows(2).all(|w| w[0].0 < w[1].0),
+                "in order: {stream:?}"
+            );
+        }
+        // Every seq arrived; the snapshots asked for after connecting are among them.
+        let stored: Vec<u64> = seen.stored.keys().copied().collect();
+        assert_eq!(stored, (1..=base + 10).collect::<Vec<_>>());
+        let snapshots = seen.stored.values().filter(|s| **s).count();
+        assert!(snapshots >= 2, "a snapshot per connection: {snapshots}");
     }
-    // Every seq arrived; the snapshots asked for after connecting are among them.
-    let stored: Vec<u64> = seen.stored.keys().copied().collect();
-    assert_eq!(stored, (1..=base + 10).collect::<Vec<_>>());
-    let snapshots = seen.stored.values().filter(|s| **s).count();
-    assert!(snapshots >= 2, "a snapshot per connection: {snapshots}");
-    drop(seen);
 
     let _ = stop_push.send(());
     tokio::time::timeout(Duration::from_secs(5), push)
