@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("hardend_descriptor.bin"), fds.encode_to_vec())?;
     // No generated `connect` constructors: the Collector service has an RPC of
     // that name, and every client here builds its own channel anyway.
-    tonic_prost_build::configure().build_transport(false).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(fds)?;
     Ok(())
 }

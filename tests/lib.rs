@@ -51,10 +51,14 @@ pub fn require(what: &str, available: bool) -> bool {
         return true;
     }
     if fast_subset() {
-        eprintln!("SKIP: {what} is not available and HARDEND_FAST_TESTS=1 asked for the fast subset");
+        eprintln!(
+            "SKIP: {what} is not available and HARDEND_FAST_TESTS=1 asked for the fast subset"
+        );
         return false;
     }
-    panic!("{what} is required by this test and is missing (install it, see README.md; or set HARDEND_FAST_TESTS=1 for the fast subset)");
+    panic!(
+        "{what} is required by this test and is missing (install it, see README.md; or set HARDEND_FAST_TESTS=1 for the fast subset)"
+    );
 }
 
 /// Whether a command exists on PATH (or as an absolute path).
@@ -91,7 +95,10 @@ pub fn debian_root() -> Option<PathBuf> {
     if cache.join("usr/sbin/sshd").exists() && cache.join("var/lib/dpkg/status").exists() {
         return Some(cache);
     }
-    if !require("debootstrap (as root)", have_command("debootstrap") && is_root()) {
+    if !require(
+        "debootstrap (as root)",
+        have_command("debootstrap") && is_root(),
+    ) {
         return None;
     }
     // Several tests may ask at once: one builds, the others wait on the lock.
@@ -121,7 +128,8 @@ pub fn debian_root() -> Option<PathBuf> {
 /// The Debian mirror this machine's apt uses (deb822 `URIs:` of the first
 /// `bookworm` source), or the public default.
 pub fn debian_mirror() -> String {
-    let text = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let text =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("URIs:"))
         .and_then(|u| u.split_whitespace().next())

@@ -44,7 +44,10 @@ fn main() {
     if debian.join("var/lib/dpkg/status").exists() {
         roots.push(debian);
     } else {
-        println!("(no debootstrapped root at {}: run the test suite once to build it)", debian.display());
+        println!(
+            "(no debootstrapped root at {}: run the test suite once to build it)",
+            debian.display()
+        );
     }
 
     let today = jiff::Zoned::now().date();
@@ -53,11 +56,20 @@ fn main() {
             let probe = Probe::new(root);
             let keys = required_facts(&policies);
             let facts = probe.collect(&keys);
-            let ctx = Context { waivers: &[], today };
-            let n: usize = policies.iter().map(|p| evaluate(p, &facts, &ctx).len()).sum();
+            let ctx = Context {
+                waivers: &[],
+                today,
+            };
+            let n: usize = policies
+                .iter()
+                .map(|p| evaluate(p, &facts, &ctx).len())
+                .sum();
             assert_eq!(n, rules);
         });
-        report(&format!("in-process full evaluation, root {}", root.display()), &samples);
+        report(
+            &format!("in-process full evaluation, root {}", root.display()),
+            &samples,
+        );
     }
 
     // Where the time goes on each root: the slowest facts, each probed alone.
@@ -92,7 +104,13 @@ fn main() {
             assert!(ok, "hardend check did not run");
             peak_rss_kb = peak_rss_kb.max(rss);
         });
-        report(&format!("`hardend check --format json` process, root {}", root.display()), &samples);
+        report(
+            &format!(
+                "`hardend check --format json` process, root {}",
+                root.display()
+            ),
+            &samples,
+        );
         println!("    peak RSS {:.1} MB", peak_rss_kb as f64 / 1024.0);
     }
 }
@@ -156,5 +174,8 @@ fn run_measured(hardend: &Path, root: &Path, policies: &Path) -> (bool, i64) {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4 failed");
     let code = libc::WEXITSTATUS(status);
-    (libc::WIFEXITED(status) && (code == 0 || code == 1), usage.ru_maxrss)
+    (
+        libc::WIFEXITED(status) && (code == 0 || code == 1),
+        usage.ru_maxrss,
+    )
 }

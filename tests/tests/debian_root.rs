@@ -44,7 +44,9 @@ fn assert_statuses(results: &BTreeMap<String, (String, String)>, status: &str, r
         .iter()
         .filter_map(|rule| match results.get(*rule) {
             Some((s, _)) if s == status => None,
-            Some((s, actual)) => Some(format!("{rule}: {s} (actual {actual:?}), expected {status}")),
+            Some((s, actual)) => Some(format!(
+                "{rule}: {s} (actual {actual:?}), expected {status}"
+            )),
             None => Some(format!("{rule}: no result")),
         })
         .collect();
@@ -108,7 +110,11 @@ fn stock_debian_verdicts_and_their_flips() {
     assert_eq!(stock["ssh-max-auth-tries"].1, "6");
     assert_eq!(stock["net-ipv4-tcp-syncookies-enabled"].1, "unset");
     // Live state is not the image's.
-    assert_statuses(&stock, "not_applicable", &["firewall-input-default-deny", "listening-allowlist"]);
+    assert_statuses(
+        &stock,
+        "not_applicable",
+        &["firewall-input-default-deny", "listening-allowlist"],
+    );
 
     run_script("harden.sh", root);
     let hardened = check(root);
@@ -135,10 +141,22 @@ fn stock_debian_verdicts_and_their_flips() {
     assert_statuses(
         &weakened,
         "fail",
-        &["accounts-unique-uid0", "accounts-no-empty-passwords", "pkg-telnetd-absent"],
+        &[
+            "accounts-unique-uid0",
+            "accounts-no-empty-passwords",
+            "pkg-telnetd-absent",
+        ],
     );
-    assert!(weakened["accounts-unique-uid0"].1.contains("toor"), "{:?}", weakened["accounts-unique-uid0"]);
+    assert!(
+        weakened["accounts-unique-uid0"].1.contains("toor"),
+        "{:?}",
+        weakened["accounts-unique-uid0"]
+    );
     assert!(weakened["accounts-no-empty-passwords"].1.contains("guest"));
     // Hardening that the weakening did not touch still holds.
-    assert_statuses(&weakened, "pass", &["ssh-password-auth-disabled", "kernel-aslr-full"]);
+    assert_statuses(
+        &weakened,
+        "pass",
+        &["ssh-password-auth-disabled", "kernel-aslr-full"],
+    );
 }

@@ -78,10 +78,14 @@ fn status_of<'a>(results: &'a [(String, String, String)], rule: &str) -> (&'a st
 
 #[test]
 fn sysctl_values_set_in_a_namespace_are_seen_live() {
-    if !require("unshare -n and sysctl (as root)", is_root() && have_command("unshare") && have_command("sysctl")) {
+    if !require(
+        "unshare -n and sysctl (as root)",
+        is_root() && have_command("unshare") && have_command("sysctl"),
+    ) {
         return;
     }
-    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read host ip_forward");
+    let host_forward =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read host ip_forward");
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("live.yaml");
     std::fs::write(&policy, POLICY).expect("write policy");
@@ -111,6 +115,7 @@ fn sysctl_values_set_in_a_namespace_are_seen_live() {
     assert_eq!(status_of(&hardened, "redirects-off").0, "pass");
 
     // The namespace's writes never reached the host.
-    let after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read host ip_forward");
+    let after =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read host ip_forward");
     assert_eq!(host_forward, after, "the host's ip_forward changed");
 }

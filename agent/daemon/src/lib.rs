@@ -5,9 +5,9 @@
 //! tonic.
 
 pub mod api;
+pub mod app;
 pub mod client;
 pub mod convert;
-pub mod app;
 pub mod evaluator;
 pub mod event;
 pub mod journal;
