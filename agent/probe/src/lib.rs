@@ -11,6 +11,7 @@ pub mod dpkgver;
 pub mod file;
 pub mod firewall;
 pub mod listening;
+pub mod netlink;
 pub mod package;
 pub mod patches;
 pub mod processes;

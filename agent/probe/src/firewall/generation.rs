@@ -10,7 +10,7 @@
 //! before it is used, and an answer that does not carry the id is an error.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// `NFNL_SUBSYS_NFTABLES` (from `linux/netfilter/nfnetlink.h`).
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -79,37 +79,10 @@ pub fn ruleset_generation() -> Result<u32, GenerationError> {
 }
 
 fn open() -> Result<OwnedFd, GenerationError> {
-    // SAFETY: socket() takes no pointers; the result is checked below.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if raw < 0 {
-        return Err(GenerationError::Open(io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: timeval is plain data; all zeroes is a valid value.
-    let mut timeout: libc::timeval = unsafe { std::mem::zeroed() };
-    timeout.tv_sec = (RECV_TIMEOUT_MS / 1000) as libc::time_t;
-    timeout.tv_usec = (RECV_TIMEOUT_MS % 1000) * 1000;
-    // SAFETY: the option value points at a live timeval of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(GenerationError::Timeout(io::Error::last_os_error()));
-    }
-    Ok(fd)
+    crate::netlink::open(libc::NETLINK_NETFILTER, RECV_TIMEOUT_MS).map_err(|e| match e {
+        crate::netlink::NetlinkError::Open(e) => GenerationError::Open(e),
+        crate::netlink::NetlinkError::Timeout(e) => GenerationError::Timeout(e),
+    })
 }
 
 /// The request bytes: a netlink header and an `nfgenmsg` for no family.

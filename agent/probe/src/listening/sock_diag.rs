@@ -16,7 +16,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use hardend_facts::listening::{Proto, Socket};
 
@@ -151,37 +151,10 @@ pub fn read_sockets() -> Result<Vec<Socket>, SockDiagError> {
 }
 
 fn open() -> Result<OwnedFd, SockDiagError> {
-    // SAFETY: socket() takes no pointers; the result is checked below.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        )
-    };
-    if raw < 0 {
-        return Err(SockDiagError::Open(io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: timeval is plain data; all zeroes is a valid value.
-    let mut timeout: libc::timeval = unsafe { std::mem::zeroed() };
-    timeout.tv_sec = (RECV_TIMEOUT_MS / 1000) as libc::time_t;
-    timeout.tv_usec = (RECV_TIMEOUT_MS % 1000) * 1000;
-    // SAFETY: the option value points at a live timeval of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(SockDiagError::Timeout(io::Error::last_os_error()));
-    }
-    Ok(fd)
+    crate::netlink::open(libc::NETLINK_SOCK_DIAG, RECV_TIMEOUT_MS).map_err(|e| match e {
+        crate::netlink::NetlinkError::Open(e) => SockDiagError::Open(e),
+        crate::netlink::NetlinkError::Timeout(e) => SockDiagError::Timeout(e),
+    })
 }
 
 /// The request bytes: a netlink header followed by `inet_diag_req_v2`.
