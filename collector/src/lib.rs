@@ -3,6 +3,7 @@
 //! them (SQLite or PostgreSQL), and the small PKI that issues their
 //! certificates.
 
+pub mod cli;
 pub mod console;
 pub mod pki;
 pub mod tls;

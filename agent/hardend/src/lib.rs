@@ -5,6 +5,7 @@
 //! exactly those below the root -> evaluate -> build the report. The binary
 //! (`main.rs`) only parses arguments, prints, and maps results to exit codes.
 
+pub mod cli;
 pub mod output;
 
 /// Re-exported so callers can build the `today` of [`CheckOptions`].

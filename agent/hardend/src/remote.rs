@@ -5,77 +5,28 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hardend::cli::{Format, ReportArgs, SocketArgs, StatusArgs, WatchArgs};
 use hardend::output;
 use hardend_daemon::client::{self, ClientError, WatchEnd, WatchFormat};
-use hardend_policy::Severity;
 
-use crate::{Format, parse_severity, print};
+use crate::print;
 
-/// Where the daemon listens.
-#[derive(Debug, clap::Args)]
-pub struct SocketArgs {
-    /// The daemon's socket. [default: the `socket` of --config, else
-    /// /run/hardend/hardend.sock]
-    #[arg(long, value_name = "PATH", env = "HARDEND_SOCKET")]
-    socket: Option<PathBuf>,
-    /// The agent configuration file the daemon runs with, for its `socket`.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-impl SocketArgs {
-    fn path(&self) -> Result<PathBuf, ExitCode> {
-        if let Some(socket) = &self.socket {
-            return Ok(socket.clone());
-        }
-        match &self.config {
-            Some(file) => match hardend::load_settings(file) {
-                Ok(config) => Ok(config.socket),
-                Err(e) => {
-                    eprintln!("{e}");
-                    Err(ExitCode::from(2))
-                }
-            },
-            None => Ok(hardend_policy::config::AgentConfig::default().socket),
-        }
+/// The daemon's socket: --socket, else the `socket` of --config, else the
+/// default.
+fn socket_path(args: &SocketArgs) -> Result<PathBuf, ExitCode> {
+    if let Some(socket) = &args.socket {
+        return Ok(socket.clone());
     }
-}
-
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    socket: SocketArgs,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    #[command(flatten)]
-    socket: SocketArgs,
-    /// How to print the results.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
-    /// Never colour the table.
-    #[arg(long)]
-    no_color: bool,
-    /// Have the daemon evaluate everything now, and print that.
-    #[arg(long)]
-    evaluate: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct WatchArgs {
-    #[command(flatten)]
-    socket: SocketArgs,
-    /// Print one JSON object per event and line instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Only events of rules at or above this severity: critical, high,
-    /// medium or low.
-    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
-    min_severity: Option<Severity>,
+    match &args.config {
+        Some(file) => match hardend::load_settings(file) {
+            Ok(config) => Ok(config.socket),
+            Err(e) => {
+                eprintln!("{e}");
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(hardend_policy::config::AgentConfig::default().socket),
+    }
 }
 
 fn fail(e: &ClientError) -> ExitCode {
@@ -84,7 +35,7 @@ fn fail(e: &ClientError) -> ExitCode {
 }
 
 pub fn status(args: StatusArgs) -> ExitCode {
-    let socket = match args.socket.path() {
+    let socket = match socket_path(&args.socket) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -104,7 +55,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
 }
 
 pub fn report(args: ReportArgs) -> ExitCode {
-    let socket = match args.socket.path() {
+    let socket = match socket_path(&args.socket) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -139,7 +90,7 @@ pub fn report(args: ReportArgs) -> ExitCode {
 }
 
 pub fn watch(args: WatchArgs) -> ExitCode {
-    let socket = match args.socket.path() {
+    let socket = match socket_path(&args.socket) {
         Ok(s) => s,
         Err(code) => return code,
     };

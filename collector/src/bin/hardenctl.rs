@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use hardend_collector::cli::{CtlCli as Cli, CtlCommand as Command};
 use hardend_collector::console::{self, agent::FindingFilter};
 use hardend_collector::pki::CertKind;
 use hardend_collector::tls;
@@ -23,88 +24,6 @@ const MAX_RESPONSE_SIZE: usize = 64 * 1024 * 1024;
 
 /// How long connecting may take before the collector counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "hardenctl",
-    version,
-    about = "The hardend console: fleet summary, hosts, findings and live drift",
-    after_help = "Against the fleet: --collector https://HOST:PORT --ca F --cert F --key F \
-                  (or HARDENCTL_COLLECTOR, HARDENCTL_CA, HARDENCTL_CERT, HARDENCTL_KEY).\n\
-                  Against one agent: --agent unix:/run/hardend/hardend.sock"
-)]
-struct Cli {
-    /// The collector's URL, https://HOST:PORT.
-    #[arg(long, env = "HARDENCTL_COLLECTOR", global = true, value_name = "URL")]
-    collector: Option<String>,
-    /// The CA certificate that signed the collector's certificate (PEM).
-    #[arg(long, env = "HARDENCTL_CA", global = true, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// This console's certificate (PEM, kind console).
-    #[arg(long, env = "HARDENCTL_CERT", global = true, value_name = "FILE")]
-    cert: Option<PathBuf>,
-    /// This console's private key (PEM).
-    #[arg(long, env = "HARDENCTL_KEY", global = true, value_name = "FILE")]
-    key: Option<PathBuf>,
-    /// The name to check the collector's certificate against (default: the
-    /// host of the URL).
-    #[arg(long, global = true, value_name = "NAME")]
-    server_name: Option<String>,
-    /// Ask one agent instead of the collector: unix:PATH of its socket.
-    #[arg(long, global = true, value_name = "unix:PATH")]
-    agent: Option<String>,
-    /// Print JSON for scripts instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// The fleet at a glance: hosts, compliance per policy and severity,
-    /// open and overdue findings, mean time to fix against the deadlines.
-    Summary,
-    /// Every host, with its results and when it was last seen.
-    Hosts,
-    /// One host: its policies and the rules it fails.
-    Host {
-        /// The host's identity (its certificate name).
-        name: String,
-    },
-    /// Open findings, most urgent first.
-    Findings {
-        /// Only this severity (critical, high, medium, low).
-        #[arg(long, value_parser = parse_severity)]
-        severity: Option<pb::Severity>,
-        /// Only this policy.
-        #[arg(long)]
-        policy: Option<String>,
-        /// Only this rule.
-        #[arg(long)]
-        rule: Option<String>,
-        /// Only findings past their severity's deadline.
-        #[arg(long)]
-        overdue: bool,
-        /// Only this host.
-        #[arg(long)]
-        host: Option<String>,
-    },
-    /// Live drift until Ctrl-C.
-    Watch {
-        /// Only events at or above this severity.
-        #[arg(long, value_parser = parse_severity)]
-        severity: Option<pb::Severity>,
-        /// Only this host.
-        #[arg(long)]
-        host: Option<String>,
-    },
-}
-
-fn parse_severity(word: &str) -> Result<pb::Severity, String> {
-    console::parse_severity(word)
-        .ok_or_else(|| format!("unknown severity {word:?} (critical, high, medium or low)"))
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

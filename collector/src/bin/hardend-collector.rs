@@ -3,62 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use hardend_collector::config::{DEFAULT_CONFIG_PATH, load_config};
-use hardend_collector::pki::{self, CertKind};
-
-#[derive(Parser)]
-#[command(
-    name = "hardend-collector",
-    version,
-    about = "The hardend fleet collector"
-)]
-struct Cli {
-    /// The configuration file (used when no subcommand is given).
-    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Runs the collector (the default).
-    Run {
-        /// The configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// Creates a CA and issues certificates for small deployments and tests.
-    Pki {
-        #[command(subcommand)]
-        command: PkiCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum PkiCommand {
-    /// Writes DIR/ca.pem and DIR/ca.key (mode 0600), a CA valid ten years;
-    /// refuses to overwrite an existing CA.
-    Init {
-        #[arg(long)]
-        dir: PathBuf,
-    },
-    /// Writes DIR/NAME.pem and DIR/NAME.key (mode 0600) signed by DIR's CA.
-    Issue {
-        #[arg(long)]
-        dir: PathBuf,
-        /// collector: NAME is its DNS name or IP; agent: NAME is the host
-        /// identity; console: NAME is the operator.
-        #[arg(long, value_enum)]
-        kind: CertKind,
-        #[arg(long)]
-        name: String,
-        /// How long the certificate is valid, in days.
-        #[arg(long, default_value_t = pki::LEAF_DAYS)]
-        days: u32,
-    },
-}
+use clap::Parser;
+use hardend_collector::cli::{CollectorCli as Cli, CollectorCommand as Command, PkiCommand};
+use hardend_collector::config::load_config;
+use hardend_collector::pki;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
