@@ -2,6 +2,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod unix;
+
 tonic::include_proto!("hardend.v1");
 
 /// The encoded `FileDescriptorSet` of `hardend.proto`, for server reflection.

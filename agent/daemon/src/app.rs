@@ -42,10 +42,10 @@ const DEBOUNCE_MAX_FACTOR: u32 = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Policy files are invalid; each error is `file:line:col: message`.
-    #[error("{}", join(.0))]
+    #[error("{}", hardend_policy::join_lines(.0))]
     Policies(Vec<PolicyError>),
     /// None of the configured policy paths exists.
-    #[error("no policy directory exists (looked in {})", show_paths(.tried))]
+    #[error("no policy directory exists (looked in {})", hardend_policy::show_paths(.tried))]
     NoPolicyDirectory { tried: Vec<PathBuf> },
     /// The root to scan is not a directory.
     #[error("{}: the root to scan is not a readable directory: {reason}", .root.display())]
@@ -56,22 +56,6 @@ pub enum AppError {
     /// inotify could not be started.
     #[error(transparent)]
     Watch(#[from] WatchError),
-}
-
-fn join<E: std::fmt::Display>(errors: &[E]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn show_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Everything a daemon is built from.

@@ -12,8 +12,7 @@ use hardend_engine::Report;
 use hardend_policy::Severity;
 use hardend_proto as pb;
 use hardend_proto::agent_client::AgentClient;
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::DriftKind;
 use crate::convert::{self, AgentStatus, ConvertError, RemoteDrift};
@@ -98,18 +97,7 @@ pub async fn connect(socket: &Path) -> Result<AgentClient<Channel>, ClientError>
 /// (`hardend.v1.Agent`, `grpc.health.v1.Health`, reflection).
 pub async fn channel(socket: &Path) -> Result<Channel, ClientError> {
     let path = socket.to_path_buf();
-    // The URI is required by the HTTP/2 layer and never resolved: the
-    // connector below always dials the socket.
-    let endpoint = Endpoint::from_static("http://hardend.sock").connect_timeout(CONNECT_TIMEOUT);
-    let dial = path.clone();
-    let channel = endpoint
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let dial = dial.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(&dial).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        }))
+    let channel = hardend_proto::unix::unix_channel(socket, CONNECT_TIMEOUT)
         .await
         .map_err(|e| {
             let denied =

@@ -38,33 +38,17 @@ pub struct CheckOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// One or more policy files are invalid; each error is `file:line:col: message`.
-    #[error("{}", join_errors(.0))]
+    #[error("{}", hardend_policy::join_lines(.0))]
     Policy(Vec<PolicyError>),
     /// The configuration file is invalid.
-    #[error("{}", join_errors(.0))]
+    #[error("{}", hardend_policy::join_lines(.0))]
     Config(Vec<ConfigError>),
     /// No policy path was given and none of the configured directories exists.
-    #[error("no policy directory exists (looked in {})", show_paths(.tried))]
+    #[error("no policy directory exists (looked in {})", hardend_policy::show_paths(.tried))]
     NoPolicyDirectory { tried: Vec<PathBuf> },
     /// The root to scan is not a directory.
     #[error("{}: the root to scan is not a readable directory: {reason}", .root.display())]
     Root { root: PathBuf, reason: String },
-}
-
-fn join_errors<E: std::fmt::Display>(errors: &[E]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn show_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads the agent configuration file (a missing file is an error: it was named).

@@ -50,21 +50,9 @@ fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let text = match args.format {
-        Format::Table => {
-            let colour = !args.no_color
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal();
-            output::render_table(&report, colour)
-        }
-        Format::Json => match output::render_json(&report) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("hardend: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        Format::Junit => output::render_junit(&report),
+    let text = match render(&report, args.format, args.no_color) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let printed = print(&text);
     if printed != ExitCode::SUCCESS {
@@ -75,6 +63,28 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The report in `format`; the table is coloured only on a terminal, unless
+/// `no_color` or NO_COLOR says otherwise.
+fn render(
+    report: &hardend_engine::Report,
+    format: Format,
+    no_color: bool,
+) -> Result<String, ExitCode> {
+    Ok(match format {
+        Format::Table => {
+            let colour = !no_color
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal();
+            output::render_table(report, colour)
+        }
+        Format::Json => output::render_json(report).map_err(|e| {
+            eprintln!("hardend: {e}");
+            ExitCode::from(2)
+        })?,
+        Format::Junit => output::render_junit(report),
+    })
 }
 
 fn run_daemon(config: &std::path::Path) -> ExitCode {

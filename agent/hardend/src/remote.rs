@@ -1,15 +1,14 @@
 //! `hardend status`, `report` and `watch`: clients of the running daemon's
 //! local API (its Unix socket). Errors go to stderr with exit code 2.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hardend::cli::{Format, ReportArgs, SocketArgs, StatusArgs, WatchArgs};
-use hardend::output;
+use hardend::cli::{ReportArgs, SocketArgs, StatusArgs, WatchArgs};
 use hardend_daemon::client::{self, ClientError, WatchEnd, WatchFormat};
 
-use crate::print;
+use crate::{print, render};
 
 /// The daemon's socket: --socket, else the `socket` of --config, else the
 /// default.
@@ -70,23 +69,10 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let text = match args.format {
-        Format::Table => {
-            let colour = !args.no_color
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal();
-            output::render_table(&report, colour)
-        }
-        Format::Json => match output::render_json(&report) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("hardend: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        Format::Junit => output::render_junit(&report),
-    };
-    print(&text)
+    match render(&report, args.format, args.no_color) {
+        Ok(text) => print(&text),
+        Err(code) => code,
+    }
 }
 
 pub fn watch(args: WatchArgs) -> ExitCode {

@@ -15,5 +15,7 @@ mod reader;
 pub mod validate;
 
 pub use error::PolicyError;
-pub use load::{ConfiguredPoliciesError, load_configured, load_paths, parse_policy};
+pub use load::{
+    ConfiguredPoliciesError, join_lines, load_configured, load_paths, parse_policy, show_paths,
+};
 pub use model::*;

@@ -187,11 +187,21 @@ pub enum ConfiguredPoliciesError {
     #[error("no policy directory exists (looked in {})", show_paths(.tried))]
     NoPolicyDirectory { tried: Vec<PathBuf> },
     /// Some policy file is invalid; each error is `file:line:col: message`.
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", join_lines(.0))]
     Policy(Vec<PolicyError>),
 }
 
-fn show_paths(paths: &[PathBuf]) -> String {
+/// Errors one per line, as every command prints a batch of them.
+pub fn join_lines<E: std::fmt::Display>(errors: &[E]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Paths as a comma-separated list, for messages.
+pub fn show_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())

@@ -16,7 +16,6 @@ use hardend_collector::tls;
 use hardend_proto as pb;
 use hardend_proto::agent_client::AgentClient;
 use hardend_proto::console_client::ConsoleClient;
-use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The largest answer accepted (a fleet's findings run to many MiB).
@@ -395,17 +394,7 @@ async fn connect(cli: &Cli) -> anyhow::Result<Target> {
 /// A channel over an agent's Unix socket, connected now so a missing agent
 /// is reported at once.
 async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
-    let dial = path.to_path_buf();
-    // The URI is required by HTTP/2 and never resolved: the connector dials
-    // the socket.
-    Endpoint::from_static("http://hardend.sock")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let dial = dial.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(&dial).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        }))
+    hardend_proto::unix::unix_channel(path, CONNECT_TIMEOUT)
         .await
         .map_err(|e| {
             anyhow!(
