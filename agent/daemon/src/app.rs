@@ -517,9 +517,10 @@ impl Daemon {
         if config.state_dir != self.config.state_dir
             || config.socket != self.config.socket
             || config.journald != self.config.journald
+            || config.collector != self.config.collector
         {
             tracing::warn!(
-                "state_dir, socket and journald changes take effect at the next restart"
+                "state_dir, socket, journald and collector changes take effect at the next restart"
             );
         }
         if config.root != self.config.root {
@@ -537,12 +538,14 @@ impl Daemon {
             state_dir,
             socket,
             journald,
+            collector,
             ..
         } = self.config.clone();
         self.config = AgentConfig {
             state_dir,
             socket,
             journald,
+            collector,
             ..config
         };
     }
