@@ -1,10 +1,11 @@
 //! The collector's configuration file (`/etc/hardend-collector/collector.yaml`): its keys, their defaults, and parsing with every error reported at once.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hardend_policy::config::{Deadlines, parse_duration};
+pub use hardend_policy::config::MetricsConfig;
+use hardend_policy::config::{Deadlines, parse_duration, parse_metrics_listen};
 use hardend_policy::raw::{self, Node, Pos, Value};
 
 /// Where the collector looks for its configuration by default.
@@ -16,7 +17,20 @@ pub const DEFAULT_STORE: &str = "sqlite:///var/lib/hardend-collector/hardend.db"
 /// The default limit on one gRPC message from an agent or console.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-const TOP_FIELDS: &[&str] = &["listen", "tls", "store", "deadlines", "max_message_bytes"];
+/// Where the collector serves Prometheus metrics when `metrics:` is present
+/// without a `listen` address.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9274);
+
+const TOP_FIELDS: &[&str] = &[
+    "listen",
+    "tls",
+    "store",
+    "deadlines",
+    "max_message_bytes",
+    "metrics",
+];
+const METRICS_FIELDS: &[&str] = &["listen"];
 const TLS_FIELDS: &[&str] = &["ca", "cert", "key"];
 const DEADLINE_FIELDS: &[&str] = &["critical", "high", "medium", "low"];
 
@@ -40,6 +54,8 @@ pub struct CollectorConfig {
     pub deadlines: Deadlines,
     /// The largest gRPC message accepted; larger ones are refused.
     pub max_message_bytes: usize,
+    /// The Prometheus endpoint; `None` (the default) serves none.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl CollectorConfig {
@@ -51,6 +67,7 @@ impl CollectorConfig {
             store: DEFAULT_STORE.to_string(),
             deadlines: Deadlines::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            metrics: None,
         }
     }
 }
@@ -244,6 +261,9 @@ impl Parser<'_> {
                         config.max_message_bytes = n;
                     }
                 }
+                // A null section is an absent one: no metrics.
+                "metrics" if value.value == Value::Null => {}
+                "metrics" => config.metrics = self.metrics(value),
                 _ => {}
             }
         }
@@ -260,6 +280,24 @@ impl Parser<'_> {
             }
         }
         Some(config)
+    }
+
+    fn metrics(&mut self, node: &Node) -> Option<MetricsConfig> {
+        let fields = self.fields(node, "`metrics`", METRICS_FIELDS)?;
+        let mut metrics = MetricsConfig {
+            listen: DEFAULT_METRICS_LISTEN,
+        };
+        if let Some((_, value)) = fields.iter().find(|(k, _)| *k == "listen") {
+            let text = self.text(value, "listen")?;
+            match parse_metrics_listen(&text) {
+                Ok(addr) => metrics.listen = addr,
+                Err(message) => {
+                    self.error(value.pos, raw::sanitize(&message));
+                    return None;
+                }
+            }
+        }
+        Some(metrics)
     }
 
     fn positive(&mut self, node: &Node, key: &str) -> Option<usize> {

@@ -31,6 +31,43 @@ fn server_config_defaults_for_every_key_but_tls() {
     );
     assert_eq!(config.deadlines.low, None);
     assert_eq!(config.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+    assert_eq!(config.metrics, None, "metrics are off by default");
+}
+
+#[test]
+fn server_config_metrics_default_to_loopback_port_9274() {
+    let tls = "tls: { ca: /c/ca.pem, cert: /c/c.pem, key: /c/c.key }\n";
+    let parse = |extra: &str| {
+        parse_config(&format!("{tls}{extra}"), Path::new(FILE))
+            .expect("valid")
+            .metrics
+            .map(|m| m.listen.to_string())
+    };
+    assert_eq!(parse("metrics:\n"), None);
+    assert_eq!(parse("metrics: {}\n").as_deref(), Some("127.0.0.1:9274"));
+    assert_eq!(
+        parse("metrics: { listen: 127.0.0.1:0 }\n").as_deref(),
+        Some("127.0.0.1:0")
+    );
+    assert_eq!(
+        parse("metrics: { listen: 10.0.0.5:9274 }\n").as_deref(),
+        Some("10.0.0.5:9274")
+    );
+    let errors = parse_config(
+        &format!("{tls}metrics: {{ listen: collector:9274, tls: yes }}\n"),
+        Path::new(FILE),
+    )
+    .expect_err("invalid");
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{FILE}:2:20: `listen` must be an IP address and port such as 127.0.0.1:9273, not `collector:9274`"
+            ),
+            format!("{FILE}:2:36: unknown key `tls` in `metrics` (expected one of: listen)"),
+        ]
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The agent's configuration file (`/etc/hardend/hardend.yaml`): its keys, their defaults, and parsing with every error reported at once.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,11 +26,18 @@ const TOP_FIELDS: &[&str] = &[
     "deadlines",
     "collector",
     "waivers",
+    "metrics",
 ];
 const WATCH_FIELDS: &[&str] = &["debounce_ms", "poll_interval", "full_rescan_interval"];
 const DEADLINE_FIELDS: &[&str] = &["critical", "high", "medium", "low"];
 const COLLECTOR_FIELDS: &[&str] = &["url", "ca", "cert", "key"];
 const WAIVER_FIELDS: &[&str] = &["rule", "reason", "expires"];
+const METRICS_FIELDS: &[&str] = &["listen"];
+
+/// Where the agent serves Prometheus metrics when `metrics:` is present
+/// without a `listen` address.
+pub const DEFAULT_AGENT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9273);
 
 /// The agent's whole configuration. `AgentConfig::default()` is what the
 /// agent uses when there is no file.
@@ -49,6 +57,8 @@ pub struct AgentConfig {
     /// Where results are pushed; `None` means no push.
     pub collector: Option<CollectorConfig>,
     pub waivers: Vec<Waiver>,
+    /// The Prometheus endpoint; `None` (the default) serves none.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl Default for AgentConfig {
@@ -66,6 +76,7 @@ impl Default for AgentConfig {
             deadlines: Deadlines::default(),
             collector: None,
             waivers: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -144,6 +155,25 @@ pub struct CollectorConfig {
     /// The agent's own certificate and key.
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// The Prometheus endpoint (`GET /metrics`, plain HTTP without
+/// authentication), of the agent or of the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The TCP address served; loopback unless written otherwise, and port
+    /// 0 picks a free port (the log says which).
+    pub listen: SocketAddr,
+}
+
+/// Parses a metrics `listen` value such as `127.0.0.1:9273` or `[::1]:9273`.
+pub fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "`listen` must be an IP address and port such as 127.0.0.1:9273, not `{}`",
+            quote(text)
+        )
+    })
 }
 
 /// One problem with the configuration file. `Display` is exactly
@@ -360,7 +390,28 @@ impl ConfigReader<'_> {
         if let Some(n) = self.present(&f, "waivers") {
             config.waivers = self.waivers(n);
         }
+        if let Some(n) = self.present(&f, "metrics") {
+            config.metrics = self.metrics(n);
+        }
         config
+    }
+
+    fn metrics(&mut self, node: &Node) -> Option<MetricsConfig> {
+        let f = self.r.fields(node, "`metrics`", METRICS_FIELDS)?;
+        let mut metrics = MetricsConfig {
+            listen: DEFAULT_AGENT_METRICS_LISTEN,
+        };
+        if let Some(n) = self.present(&f, "listen") {
+            let text = self.r.nonempty_text(n, "listen")?;
+            match parse_metrics_listen(&text) {
+                Ok(addr) => metrics.listen = addr,
+                Err(message) => {
+                    self.r.error(n.pos, message);
+                    return None;
+                }
+            }
+        }
+        Some(metrics)
     }
 
     /// The value of a key when it is present and not null (null keeps the default).

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use hardend_policy::Severity;
 use hardend_policy::config::{
-    AgentConfig, CollectorConfig, JournaldMode, load_config, load_config_or_default, parse_config,
+    AgentConfig, CollectorConfig, JournaldMode, MetricsConfig, load_config, load_config_or_default,
+    parse_config,
 };
 
 const HOUR: u64 = 3600;
@@ -49,6 +50,7 @@ fn defaults_need_no_file() {
     assert_eq!(config.deadlines.deadline(Severity::Low), None);
     assert_eq!(config.collector, None);
     assert!(config.waivers.is_empty());
+    assert_eq!(config.metrics, None, "metrics are off by default");
 
     for empty in ["", "# nothing configured\n", "---\n", "~\n"] {
         assert_eq!(
@@ -164,7 +166,7 @@ listen: 0.0.0.0:7443
             "hardend.yaml:8:33: unknown field `urgent` in `deadlines`; expected one of: critical, high, medium, low",
             "hardend.yaml:9:19: invalid collector `url` `ftp://c`: expected https://HOST:PORT",
             "hardend.yaml:9:34: `cert` must be an absolute path, found `agent.pem`",
-            "hardend.yaml:10:1: unknown field `listen` in the configuration; expected one of: root, policies, state_dir, socket, journald, watch, deadlines, collector, waivers",
+            "hardend.yaml:10:1: unknown field `listen` in the configuration; expected one of: root, policies, state_dir, socket, journald, watch, deadlines, collector, waivers, metrics",
         ]
     );
 }
@@ -229,5 +231,45 @@ fn loading_from_disk() {
             "{}:1:11: unknown `journald` value `loud`; expected one of: auto, on, off",
             missing.display()
         )]
+    );
+}
+
+#[test]
+fn metrics_are_off_unless_asked_for_and_default_to_loopback() {
+    let parse = |source: &str| parse_config(source, Path::new("hardend.yaml")).expect("valid");
+    assert_eq!(
+        parse("metrics:\n").metrics,
+        None,
+        "a null section is absent"
+    );
+    assert_eq!(
+        parse("metrics: {}\n").metrics,
+        Some(MetricsConfig {
+            listen: "127.0.0.1:9273".parse().expect("addr")
+        })
+    );
+    assert_eq!(
+        parse("metrics: { listen: 127.0.0.1:0 }\n").metrics,
+        Some(MetricsConfig {
+            listen: "127.0.0.1:0".parse().expect("addr")
+        })
+    );
+    // Another address is taken when written (the daemon warns about it).
+    assert_eq!(
+        parse("metrics:\n  listen: \"[::]:9100\"\n").metrics,
+        Some(MetricsConfig {
+            listen: "[::]:9100".parse().expect("addr")
+        })
+    );
+    assert_eq!(
+        errors("metrics: { listen: localhost:9273, path: /m }\n"),
+        [
+            "hardend.yaml:1:20: `listen` must be an IP address and port such as 127.0.0.1:9273, not `localhost:9273`",
+            "hardend.yaml:1:36: unknown field `path` in `metrics`; expected one of: listen",
+        ]
+    );
+    assert_eq!(
+        errors("metrics: on\n"),
+        ["hardend.yaml:1:10: `metrics` must be a mapping, found a string"]
     );
 }
