@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::evaluator::Evaluator;
+use crate::metrics::{AgentMetrics, EvaluationKind};
 use crate::sd_notify::SdNotify;
 use crate::state::{State, StateError, StateStore};
 use crate::watch::{Batch, Inbox, PathWatcher, SourceIndex, WatchError, watch_targets};
@@ -69,6 +70,8 @@ pub struct DaemonOptions {
     pub sink: Box<dyn AlertSink>,
     /// systemd notifications (disabled in tests).
     pub notify: SdNotify,
+    /// The Prometheus counters, when `metrics:` is configured.
+    pub metrics: Option<Arc<AgentMetrics>>,
 }
 
 /// Counters of the core loop, for tests and status lines.
@@ -151,6 +154,7 @@ pub struct Daemon {
     commands_tx: mpsc::Sender<Command>,
     commands_rx: Option<mpsc::Receiver<Command>>,
     stats: Arc<CoreStats>,
+    metrics: Option<Arc<AgentMetrics>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -221,6 +225,7 @@ impl Daemon {
             config_path,
             sink,
             notify,
+            metrics,
         } = opts;
         check_root(&config.root)?;
         let store = StateStore::open(&config.state_dir)?;
@@ -283,6 +288,7 @@ impl Daemon {
             commands_tx,
             commands_rx: Some(commands_rx),
             stats: Arc::default(),
+            metrics,
         };
         // Watch first, then read: a change during the evaluation is seen.
         daemon.rebuild_sources();
@@ -393,7 +399,9 @@ impl Daemon {
     /// Probes and evaluates everything.
     fn full_evaluation(&mut self) {
         let now = jiff::Timestamp::now();
+        let started = std::time::Instant::now();
         let events = self.evaluator.full(now);
+        self.observe(EvaluationKind::Full, started);
         self.last_full_scan_at = Some(now);
         self.stats.full_evaluations.fetch_add(1, Ordering::Relaxed);
         // The sources may have changed (an Include added, a directory made).
@@ -447,7 +455,9 @@ impl Daemon {
         if keys.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let events = self.evaluator.refresh(&keys, jiff::Timestamp::now());
+        self.observe(EvaluationKind::Partial, started);
         for key in keys
             .iter()
             .filter(|k| self.evaluator.required().contains(*k))
@@ -479,8 +489,17 @@ impl Daemon {
         if keys.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let events = self.evaluator.refresh(&keys, jiff::Timestamp::now());
+        self.observe(EvaluationKind::Partial, started);
         self.settle(events, false);
+    }
+
+    /// Counts an evaluation that began at `started` (with metrics on).
+    fn observe(&self, kind: EvaluationKind, started: std::time::Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.evaluated(kind, started.elapsed());
+        }
     }
 
     /// Re-reads the configuration file and the policies (SIGHUP, `Reload`).
@@ -518,9 +537,10 @@ impl Daemon {
             || config.socket != self.config.socket
             || config.journald != self.config.journald
             || config.collector != self.config.collector
+            || config.metrics != self.config.metrics
         {
             tracing::warn!(
-                "state_dir, socket, journald and collector changes take effect at the next restart"
+                "state_dir, socket, journald, collector and metrics changes take effect at the next restart"
             );
         }
         if config.root != self.config.root {
@@ -539,6 +559,7 @@ impl Daemon {
             socket,
             journald,
             collector,
+            metrics,
             ..
         } = self.config.clone();
         self.config = AgentConfig {
@@ -546,6 +567,7 @@ impl Daemon {
             socket,
             journald,
             collector,
+            metrics,
             ..config
         };
     }
@@ -620,6 +642,9 @@ impl Daemon {
         if !events.is_empty() {
             let view = self.view();
             self.sink.drift_batch(&events, &view);
+            if let Some(metrics) = &self.metrics {
+                metrics.drift_emitted(&events);
+            }
         }
         for event in &events {
             tracing::info!(

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod evaluator;
 pub mod event;
 pub mod journal;
+pub mod metrics;
 pub mod outbox;
 pub mod push;
 mod run;

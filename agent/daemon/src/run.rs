@@ -35,6 +35,9 @@ pub enum DaemonError {
     /// The outbox for the collector could not be opened.
     #[error(transparent)]
     Outbox(#[from] crate::outbox::OutboxError),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] hardend_metrics::HttpError),
     /// The runtime or the signal handlers could not be set up.
     #[error("cannot set up the daemon's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -94,6 +97,11 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         }
         None => None,
     };
+    // Bound before the start, so an unusable address is a start-up error.
+    let metrics = match config.metrics {
+        Some(m) => Some(crate::metrics::Endpoint::bind(m.listen).await?),
+        None => None,
+    };
     // Signals are set up before the slow start so none is missed.
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
@@ -104,6 +112,7 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
             config_path: Some(config_path),
             sink,
             notify: notify.clone(),
+            metrics: metrics.as_ref().map(|m| m.metrics.clone()),
         })
     })?;
     let shared = daemon.shared();
@@ -135,6 +144,11 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
             tracing::error!(error = %e, "the local API stopped");
         }
     });
+    if let Some(endpoint) = metrics {
+        let view = daemon.shared().view;
+        let outbox = push.as_ref().map(|(_, outbox)| outbox.clone());
+        tokio::spawn(endpoint.serve(view, outbox, stopped(stop_rx.clone())));
+    }
     let pusher = push.map(|(options, outbox)| {
         let shared = daemon.shared();
         let stop = stopped(stop_rx.clone());

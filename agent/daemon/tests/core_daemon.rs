@@ -264,6 +264,7 @@ async fn the_reload_command_rereads_the_configuration_file() {
         config_path: Some(config_file.clone()),
         sink: Box::new(capture.clone()),
         notify: SdNotify::disabled(),
+        metrics: None,
     })
     .expect("start");
     let d = Running::spawn(daemon, capture);

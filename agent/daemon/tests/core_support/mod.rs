@@ -238,6 +238,7 @@ impl Running {
             config_path: None,
             sink: Box::new(capture.clone()),
             notify: SdNotify::disabled(),
+            metrics: None,
         })?;
         Ok(Running::spawn(daemon, capture))
     }
