@@ -9,5 +9,6 @@ pub mod pki;
 pub mod tls;
 
 pub mod config;
+pub mod metrics;
 pub mod server;
 pub mod store;

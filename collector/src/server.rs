@@ -39,6 +39,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::CollectorConfig;
+use crate::metrics::{CollectorExposition, CollectorMetrics, Ingest, Reject, StoreOp};
 use crate::pki::CertKind;
 use crate::store::{PendingWrite, Store, StoreError};
 use crate::tls::{TlsError, peer_identity};
@@ -64,6 +65,8 @@ pub enum CollectorError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Metrics(#[from] hardend_metrics::HttpError),
 }
 
 /// Opens the store, binds `config.listen` and serves until `shutdown`.
@@ -108,11 +111,22 @@ pub async fn serve_with(
     let reflection_v1alpha = reflection()
         .build_v1alpha()?
         .max_decoding_message_size(limit);
+    let metrics = Arc::new(CollectorMetrics::new());
+    // The metrics endpoint, when configured, stops when the server does.
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    if let Some(m) = config.metrics {
+        let exporter = hardend_metrics::Exporter::bind(m.listen).await?;
+        let exposition = Arc::new(CollectorExposition::new(metrics.clone(), store.clone()));
+        tokio::spawn(exporter.serve(exposition, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
     let collector = CollectorService {
         store: store.clone(),
         connections: Arc::new(Mutex::new(HashMap::new())),
+        metrics: metrics.clone(),
     };
-    let console = ConsoleService { store };
+    let console = ConsoleService { store, metrics };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .tls_config(tls)?
@@ -134,6 +148,7 @@ pub async fn serve_with(
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    let _ = metrics_stop.send(());
     Ok(())
 }
 
@@ -149,6 +164,7 @@ pub struct CollectorService {
     /// Live streams per host, so that a host is marked disconnected only
     /// when its last stream ends.
     connections: Arc<Mutex<HashMap<String, usize>>>,
+    metrics: Arc<CollectorMetrics>,
 }
 
 impl CollectorService {
@@ -195,6 +211,7 @@ impl Collector for CollectorService {
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let identity = peer_identity(&request)?;
         if identity.kind != CertKind::Agent {
+            self.metrics.rejected(Reject::NotAgentCertificate);
             return Err(Status::permission_denied(format!(
                 "a {} certificate may not report; only agent certificates may",
                 identity.kind
@@ -203,16 +220,26 @@ impl Collector for CollectorService {
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
-            .map_err(|_| Status::deadline_exceeded("no Hello within 30 s"))??;
+            .map_err(|_| {
+                self.metrics.rejected(Reject::NoHello);
+                Status::deadline_exceeded("no Hello within 30 s")
+            })?
+            .inspect_err(|status| {
+                if status.code() == tonic::Code::OutOfRange {
+                    self.metrics.rejected(Reject::TooLarge);
+                }
+            })?;
         let hello = match first.and_then(|m| m.body) {
             Some(agent_message::Body::Hello(hello)) => hello,
             _ => {
+                self.metrics.rejected(Reject::NoHello);
                 return Err(Status::invalid_argument(
                     "the first message must be a Hello",
                 ));
             }
         };
         if hello.host != identity.name {
+            self.metrics.rejected(Reject::HostMismatch);
             tracing::warn!(
                 certificate = identity.name.as_str(),
                 claimed = hello.host.as_str(),
@@ -225,10 +252,14 @@ impl Collector for CollectorService {
         }
         let host = identity.name;
         let stored = self
-            .store
-            .hello(&hello, Timestamp::now())
+            .metrics
+            .timed(StoreOp::Hello, self.store.hello(&hello, Timestamp::now()))
             .await
-            .map_err(internal)?;
+            .map_err(|err| {
+                self.metrics.rejected(Reject::StoreFailure);
+                internal(err)
+            })?;
+        self.metrics.ingested(Ingest::Hello);
         self.opened(&host);
         tracing::info!(
             host = host.as_str(),
@@ -239,7 +270,7 @@ impl Collector for CollectorService {
 
         let (out_tx, out_rx) = mpsc::channel::<Result<CollectorMessage, Status>>(IN_FLIGHT);
         let (pending_tx, mut pending_rx) =
-            mpsc::channel::<(u64, Result<PendingWrite, Status>)>(IN_FLIGHT);
+            mpsc::channel::<(u64, Ingest, Result<PendingWrite, Status>)>(IN_FLIGHT);
         if stored > 0 {
             // Tell the agent at once what is already stored, so it can drop
             // what it would otherwise resend.
@@ -249,10 +280,20 @@ impl Collector for CollectorService {
         // The acker: answers each message in order once its commit is done.
         let acker_out = out_tx.clone();
         let (acker_done_tx, acker_done_rx) = oneshot::channel::<()>();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            while let Some((seq, pending)) = pending_rx.recv().await {
+            while let Some((seq, kind, pending)) = pending_rx.recv().await {
                 let result = match pending {
-                    Ok(pending) => pending.stored().await.map_err(internal),
+                    Ok(pending) => match metrics.timed(StoreOp::Commit, pending.stored()).await {
+                        Ok(_) => {
+                            metrics.ingested(kind);
+                            Ok(())
+                        }
+                        Err(err) => {
+                            metrics.rejected(Reject::StoreFailure);
+                            Err(internal(err))
+                        }
+                    },
                     Err(status) => Err(status),
                 };
                 let message = match result {
@@ -275,36 +316,59 @@ impl Collector for CollectorService {
                     Ok(Some(message)) => message,
                     Ok(None) => break,
                     Err(status) => {
+                        if status.code() == tonic::Code::OutOfRange {
+                            service.metrics.rejected(Reject::TooLarge);
+                        }
                         tracing::info!(host = host.as_str(), error = %status, "agent stream ended with an error");
                         let _ = out_tx.send(Err(status)).await;
                         break;
                     }
                 };
                 let now = Timestamp::now();
+                let metrics = &service.metrics;
                 let queued = match message.body {
                     Some(agent_message::Body::Snapshot(snapshot)) => Some((
                         snapshot.seq,
-                        service.store.queue_snapshot(&host, &snapshot, now).await,
+                        Ingest::Snapshot,
+                        metrics
+                            .timed(
+                                StoreOp::QueueSnapshot,
+                                service.store.queue_snapshot(&host, &snapshot, now),
+                            )
+                            .await,
                     )),
                     Some(agent_message::Body::Drift(event)) => Some((
                         event.seq,
-                        service.store.queue_drift(&host, &event, now).await,
+                        Ingest::Drift,
+                        metrics
+                            .timed(
+                                StoreOp::QueueDrift,
+                                service.store.queue_drift(&host, &event, now),
+                            )
+                            .await,
                     )),
                     Some(agent_message::Body::Hello(_)) => {
+                        metrics.rejected(Reject::SecondHello);
                         tracing::warn!(host = host.as_str(), "ignored a second Hello");
                         None
                     }
                     None => None,
                 };
-                let Some((seq, queued)) = queued else {
+                let Some((seq, kind, queued)) = queued else {
                     continue;
                 };
                 let queued = queued.map_err(|err| match err {
-                    StoreError::Incomplete(what) => Status::invalid_argument(what),
-                    other => internal(other),
+                    StoreError::Incomplete(what) => {
+                        metrics.rejected(Reject::Incomplete);
+                        Status::invalid_argument(what)
+                    }
+                    other => {
+                        metrics.rejected(Reject::StoreFailure);
+                        internal(other)
+                    }
                 });
                 let failed = queued.is_err();
-                if pending_tx.send((seq, queued)).await.is_err() || failed {
+                if pending_tx.send((seq, kind, queued)).await.is_err() || failed {
                     break;
                 }
             }
@@ -313,8 +377,11 @@ impl Collector for CollectorService {
             let _ = acker_done_rx.await;
             if service.closed(&host)
                 && let Err(err) = service
-                    .store
-                    .set_connected(&host, false, Timestamp::now())
+                    .metrics
+                    .timed(
+                        StoreOp::SetConnected,
+                        service.store.set_connected(&host, false, Timestamp::now()),
+                    )
                     .await
             {
                 tracing::warn!(host = host.as_str(), error = %err, "cannot mark the host disconnected");
@@ -330,6 +397,7 @@ impl Collector for CollectorService {
 #[derive(Clone)]
 pub struct ConsoleService {
     store: Store,
+    metrics: Arc<CollectorMetrics>,
 }
 
 fn console_only<T>(request: &Request<T>) -> Result<(), Status> {
@@ -353,8 +421,11 @@ impl Console for ConsoleService {
     ) -> Result<Response<FleetSummaryResponse>, Status> {
         console_only(&request)?;
         let summary = self
-            .store
-            .fleet_summary(Timestamp::now())
+            .metrics
+            .timed(
+                StoreOp::FleetSummary,
+                self.store.fleet_summary(Timestamp::now()),
+            )
             .await
             .map_err(internal)?;
         Ok(Response::new(summary))
@@ -366,8 +437,8 @@ impl Console for ConsoleService {
     ) -> Result<Response<ListHostsResponse>, Status> {
         console_only(&request)?;
         let hosts = self
-            .store
-            .list_hosts(Timestamp::now())
+            .metrics
+            .timed(StoreOp::ListHosts, self.store.list_hosts(Timestamp::now()))
             .await
             .map_err(internal)?;
         Ok(Response::new(ListHostsResponse { hosts }))
@@ -380,8 +451,11 @@ impl Console for ConsoleService {
         console_only(&request)?;
         let name = request.into_inner().host;
         match self
-            .store
-            .get_host(&name, Timestamp::now())
+            .metrics
+            .timed(
+                StoreOp::GetHost,
+                self.store.get_host(&name, Timestamp::now()),
+            )
             .await
             .map_err(internal)?
         {
@@ -396,8 +470,12 @@ impl Console for ConsoleService {
     ) -> Result<Response<ListFindingsResponse>, Status> {
         console_only(&request)?;
         let findings = self
-            .store
-            .list_findings(request.get_ref(), Timestamp::now())
+            .metrics
+            .timed(
+                StoreOp::ListFindings,
+                self.store
+                    .list_findings(request.get_ref(), Timestamp::now()),
+            )
             .await
             .map_err(internal)?;
         Ok(Response::new(ListFindingsResponse { findings }))
