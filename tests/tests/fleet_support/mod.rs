@@ -131,13 +131,18 @@ pub struct Collector {
 impl Collector {
     /// Writes the configuration (SQLite in `dir`) and starts the collector.
     pub fn start(dir: &Path, pki: &Pki) -> Collector {
+        Collector::start_with(dir, pki, "")
+    }
+
+    /// Like [`Collector::start`], with `extra` YAML appended to the configuration.
+    pub fn start_with(dir: &Path, pki: &Pki, extra: &str) -> Collector {
         let port = free_port();
         let db = dir.join("collector.db");
         let config = dir.join("collector.yaml");
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\ntls: {{ ca: {}, cert: {}, key: {} }}\nstore: sqlite://{}\n",
+                "listen: 127.0.0.1:{port}\ntls: {{ ca: {}, cert: {}, key: {} }}\nstore: sqlite://{}\n{extra}",
                 pki.ca().display(),
                 pki.cert("127.0.0.1").display(),
                 pki.key("127.0.0.1").display(),
@@ -204,6 +209,11 @@ impl Collector {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for Collector {
@@ -226,6 +236,17 @@ impl Agent {
     /// A root named `name` (its /etc/hostname) with the banner in place and
     /// /etc/shadow at `shadow_mode`, the fleet policy, and the collector.
     pub fn start(name: &str, pki: &Pki, collector_url: &str, shadow_mode: u32) -> Agent {
+        Agent::start_with(name, pki, collector_url, shadow_mode, "")
+    }
+
+    /// Like [`Agent::start`], with `extra` YAML appended to the configuration.
+    pub fn start_with(
+        name: &str,
+        pki: &Pki,
+        collector_url: &str,
+        shadow_mode: u32,
+        extra: &str,
+    ) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod tempdir");
@@ -248,7 +269,7 @@ impl Agent {
             &config,
             format!(
                 "root: {}\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n\
-                 collector:\n  url: {collector_url}\n  ca: {}\n  cert: {}\n  key: {}\n",
+                 collector:\n  url: {collector_url}\n  ca: {}\n  cert: {}\n  key: {}\n{extra}",
                 root.display(),
                 policies.display(),
                 dir.path().join("state").display(),
@@ -330,6 +351,11 @@ impl Agent {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The sequence numbers of the drift events this agent logged, in order.
@@ -427,4 +453,43 @@ impl Drop for Lines {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address a metrics endpoint logged that it listens on
+/// (`metrics endpoint listening listen=ADDR`), if it did.
+pub fn logged_metrics_addr(log: &str) -> Option<std::net::SocketAddr> {
+    log.lines()
+        .filter(|l| l.contains("metrics endpoint listening"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("listen="))
+                .and_then(|a| a.parse().ok())
+        })
+}
+
+/// The TCP ports a process listens on: its socket descriptors matched
+/// against the kernel's tables of listening sockets.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    use std::collections::BTreeSet;
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the process's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let mut ports = BTreeSet::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1] (ADDR:PORT in hex), st is f[3] (0A: LISTEN), inode f[9].
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                ports.extend(port);
+            }
+        }
+    }
+    ports.into_iter().collect()
 }
