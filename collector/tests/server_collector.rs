@@ -1,12 +1,13 @@
 //! The collector's gRPC server over loopback with mutual TLS: agents connect,
 //! every message is acknowledged in order and stored once, a Hello for
 //! another host and an oversized message are refused while the collector
-//! keeps serving others, and consoles read (and only read).
+//! keeps serving others, consoles read (and only read), and each refusal is
+//! counted by reason in the metrics.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hardend_collector::config::{CollectorConfig, TlsConfig};
+use hardend_collector::config::{CollectorConfig, MetricsConfig, TlsConfig};
 use hardend_collector::pki::{self, CertKind};
 use hardend_collector::server::serve_with;
 use hardend_collector::store::Store;
@@ -33,6 +34,14 @@ struct Collector {
 
 impl Collector {
     async fn start(max_message_bytes: usize) -> Collector {
+        Collector::start_with_metrics(max_message_bytes, None).await
+    }
+
+    /// A collector that also serves metrics on `metrics`.
+    async fn start_with_metrics(
+        max_message_bytes: usize,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> Collector {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki_dir = dir.path().join("pki");
         pki::init(&pki_dir).expect("pki init");
@@ -48,6 +57,7 @@ impl Collector {
         });
         config.store = format!("sqlite://{}", dir.path().join("store/hardend.db").display());
         config.max_message_bytes = max_message_bytes;
+        config.metrics = metrics.map(|listen| MetricsConfig { listen });
         let store = Store::open(&config.store, config.deadlines.clone())
             .await
             .expect("open store");
@@ -348,5 +358,139 @@ async fn server_refuses_hello_for_another_host_and_oversized_messages() {
         .hosts;
     let web2 = hosts.iter().find(|h| h.host == "web-2").expect("web-2");
     assert_eq!(web2.last_seq, 1);
+    collector.stop().await;
+}
+
+/// The body of `GET /metrics` from `addr`, over a plain TCP stream (waiting
+/// up to 5 s for the endpoint to listen).
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The server task binds the endpoint soon after it starts.
+    let mut tries = 0;
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => break stream,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the metrics endpoint {addr} does not listen: {e}"),
+        }
+    };
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send the request");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .expect("a body")
+}
+
+/// The value of the sample line `line` (name and labels as written).
+fn sample(text: &str, line: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_metrics_count_each_refusal_by_reason_and_what_was_stored() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("addr");
+    let collector = Collector::start_with_metrics(64 * 1024, Some(port)).await;
+    let rejected = |text: &str, reason: &str| {
+        sample(
+            text,
+            &format!("hardend_collector_rejected_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    let text = scrape(port).await;
+    for reason in [
+        "host_mismatch",
+        "not_agent_certificate",
+        "no_hello",
+        "second_hello",
+        "too_large",
+    ] {
+        assert_eq!(rejected(&text, reason), Some(0.0), "{reason}: {text}");
+    }
+
+    // web-1's certificate claiming web-2.
+    let refused = match open(collector.channel("web-1").await, hello("web-2", 0)).await {
+        Err(status) => status,
+        Ok(mut stream) => stream.next_ack().await.expect_err("refused"),
+    };
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    // A console certificate trying to report.
+    let refused = match open(collector.channel("alice").await, hello("alice", 0)).await {
+        Err(status) => status,
+        Ok(mut stream) => stream.next_ack().await.expect_err("refused"),
+    };
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    // A stream that starts with a drift event.
+    let refused = match open(collector.channel("db-1").await, drift(1, "a", Status::Fail)).await {
+        Err(status) => status,
+        Ok(mut stream) => stream.next_ack().await.expect_err("refused"),
+    };
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused}");
+    // A second Hello is ignored (counted), then an oversized event ends the stream.
+    let mut agent = open(collector.channel("web-2").await, hello("web-2", 0))
+        .await
+        .expect("connect");
+    agent.send(hello("web-2", 0)).await;
+    agent.send(drift(1, "a", Status::Fail)).await;
+    assert_eq!(agent.next_ack().await.expect("ack"), 1);
+    let mut huge = rule("a", Status::Fail);
+    huge.message = Some("x".repeat(200 * 1024));
+    agent
+        .send(AgentMessage {
+            body: Some(agent_message::Body::Drift(DriftEvent {
+                seq: 2,
+                result: Some(huge),
+                ..Default::default()
+            })),
+        })
+        .await;
+    agent
+        .next_ack()
+        .await
+        .expect_err("oversized message refused");
+
+    let text = scrape(port).await;
+    assert_eq!(rejected(&text, "host_mismatch"), Some(1.0), "{text}");
+    assert_eq!(
+        rejected(&text, "not_agent_certificate"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(rejected(&text, "no_hello"), Some(1.0), "{text}");
+    assert_eq!(rejected(&text, "second_hello"), Some(1.0), "{text}");
+    assert_eq!(rejected(&text, "too_large"), Some(1.0), "{text}");
+    assert_eq!(rejected(&text, "incomplete"), Some(0.0), "{text}");
+    let messages = |kind: &str| {
+        sample(
+            &text,
+            &format!("hardend_collector_messages_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(messages("hello"), Some(1.0), "{text}");
+    assert_eq!(messages("drift"), Some(1.0), "{text}");
+    assert_eq!(messages("snapshot"), Some(0.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "hardend_collector_store_duration_seconds_count{operation=\"queue_drift\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
     collector.stop().await;
 }

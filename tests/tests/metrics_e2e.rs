@@ -53,7 +53,9 @@ impl Scrape {
             let have = s["labels"].as_object()?;
             let same = s["name"] == name
                 && have.len() == labels.len()
-                && labels.iter().all(|(k, v)| have.get(*k).and_then(|x| x.as_str()) == Some(*v));
+                && labels
+                    .iter()
+                    .all(|(k, v)| have.get(*k).and_then(|x| x.as_str()) == Some(*v));
             if same { s["value"].as_f64() } else { None }
         })
     }
@@ -80,9 +82,11 @@ impl Scrape {
 }
 
 fn metrics_addr(what: &str, log: impl Fn() -> String) -> SocketAddr {
-    wait_for(&format!("{what}'s metrics address in its log"), Duration::from_secs(10), || {
-        logged_metrics_addr(&log())
-    })
+    wait_for(
+        &format!("{what}'s metrics address in its log"),
+        Duration::from_secs(10),
+        || logged_metrics_addr(&log()),
+    )
 }
 
 #[test]
@@ -109,34 +113,62 @@ fn agent_and_collector_metrics_parse_and_follow_a_drift_event() {
         before.0
     );
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(before.value("hardend_build_info", &[("version", version)]), 1.0);
+    assert_eq!(
+        before.value("hardend_build_info", &[("version", version)]),
+        1.0
+    );
     let rules = |s: &Scrape, severity: &str, status: &str| {
         s.get(
             "hardend_rules",
-            &[("policy", "fleet-test"), ("severity", severity), ("status", status)],
+            &[
+                ("policy", "fleet-test"),
+                ("severity", severity),
+                ("status", status),
+            ],
         )
     };
     assert_eq!(rules(&before, "high", "pass"), Some(1.0));
     assert_eq!(rules(&before, "medium", "fail"), Some(1.0));
-    assert_eq!(before.value("hardend_failing_rules", &[("severity", "medium")]), 1.0);
+    assert_eq!(
+        before.value("hardend_failing_rules", &[("severity", "medium")]),
+        1.0
+    );
     assert_eq!(before.sum("hardend_failing_rules"), 1.0);
     assert_eq!(before.sum("hardend_overdue_rules"), 0.0);
-    assert!(before.value("hardend_evaluation_duration_seconds_count", &[("kind", "full")]) >= 1.0);
+    assert!(
+        before.value(
+            "hardend_evaluation_duration_seconds_count",
+            &[("kind", "full")]
+        ) >= 1.0
+    );
     assert!(before.value("hardend_last_full_scan_timestamp_seconds", &[]) > 1.7e9);
-    assert!(before.get("hardend_outbox_messages", &[]).is_some(), "a pushing agent shows its outbox");
+    assert!(
+        before.get("hardend_outbox_messages", &[]).is_some(),
+        "a pushing agent shows its outbox"
+    );
     assert!(before.value("hardend_outbox_oldest_age_seconds", &[]) >= 0.0);
     assert_eq!(before.family_type("hardend_drift_events"), "counter");
-    assert_eq!(before.family_type("hardend_evaluation_duration_seconds"), "histogram");
+    assert_eq!(
+        before.family_type("hardend_evaluation_duration_seconds"),
+        "histogram"
+    );
     let drift = |s: &Scrape, kind: &str| s.value("hardend_drift_events_total", &[("kind", kind)]);
     let failing_before = drift(&before, "failing");
-    assert!(failing_before >= 1.0, "shadow-mode's first failure is a drift event");
+    assert!(
+        failing_before >= 1.0,
+        "shadow-mode's first failure is a drift event"
+    );
 
     // web-1 loses its banner: one more failing drift event, two failing rules.
     agent.set_banner(false);
-    let after = wait_for("the agent's drift counter to move", Duration::from_secs(10), || {
-        let s = Scrape::take(agent_addr);
-        (drift(&s, "failing") > failing_before).then_some(s)
-    });
+    let after = wait_for(
+        "the agent's drift counter to move",
+        Duration::from_secs(10),
+        || {
+            let s = Scrape::take(agent_addr);
+            (drift(&s, "failing") > failing_before).then_some(s)
+        },
+    );
     // Settle: nothing else is changing, so a later scrape shows the same.
     std::thread::sleep(Duration::from_millis(300));
     let after = {
@@ -144,7 +176,12 @@ fn agent_and_collector_metrics_parse_and_follow_a_drift_event() {
         assert_eq!(drift(&again, "failing"), drift(&after, "failing"));
         again
     };
-    assert_eq!(drift(&after, "failing"), failing_before + 1.0, "{:#}", after.0["samples"]);
+    assert_eq!(
+        drift(&after, "failing"),
+        failing_before + 1.0,
+        "{:#}",
+        after.0["samples"]
+    );
     for kind in ["passing", "error", "overdue"] {
         assert_eq!(drift(&after, kind), drift(&before, kind), "{kind}");
     }
@@ -160,11 +197,17 @@ fn agent_and_collector_metrics_parse_and_follow_a_drift_event() {
         .count();
     assert_eq!(failing, 2);
     assert_eq!(after.sum("hardend_failing_rules"), failing as f64);
-    assert_eq!(after.value("hardend_failing_rules", &[("severity", "high")]), 1.0);
+    assert_eq!(
+        after.value("hardend_failing_rules", &[("severity", "high")]),
+        1.0
+    );
     assert_eq!(rules(&after, "high", "fail"), Some(1.0));
     assert_eq!(rules(&after, "high", "pass"), None);
     assert!(
-        after.value("hardend_evaluation_duration_seconds_count", &[("kind", "partial")]) >= 1.0
+        after.value(
+            "hardend_evaluation_duration_seconds_count",
+            &[("kind", "partial")]
+        ) >= 1.0
     );
     // Buckets are cumulative and end at the count.
     let inf = after.value(
@@ -173,47 +216,74 @@ fn agent_and_collector_metrics_parse_and_follow_a_drift_event() {
     );
     assert_eq!(
         inf,
-        after.value("hardend_evaluation_duration_seconds_count", &[("kind", "full")])
+        after.value(
+            "hardend_evaluation_duration_seconds_count",
+            &[("kind", "full")]
+        )
     );
 
     // The collector stored the hello, a snapshot and both drift events.
-    let fleet = wait_for("the collector's counters and fleet", Duration::from_secs(20), || {
-        let s = Scrape::take(collector_addr);
-        let ready = s.get("hardend_collector_messages_total", &[("kind", "drift")])? >= 2.0
-            && s.get("hardend_collector_open_findings", &[("severity", "high")])? == 1.0;
-        ready.then_some(s)
-    });
+    let fleet = wait_for(
+        "the collector's counters and fleet",
+        Duration::from_secs(20),
+        || {
+            let s = Scrape::take(collector_addr);
+            let ready = s.get("hardend_collector_messages_total", &[("kind", "drift")])? >= 2.0
+                && s.get("hardend_collector_open_findings", &[("severity", "high")])? == 1.0;
+            ready.then_some(s)
+        },
+    );
     assert_eq!(
-        fleet.0["content_type"], "text/plain; version=0.0.4; charset=utf-8"
+        fleet.0["content_type"],
+        "text/plain; version=0.0.4; charset=utf-8"
     );
     assert!(fleet.value("hardend_collector_messages_total", &[("kind", "hello")]) >= 1.0);
     assert!(fleet.value("hardend_collector_messages_total", &[("kind", "snapshot")]) >= 1.0);
     assert_eq!(fleet.value("hardend_collector_hosts", &[]), 1.0);
     assert_eq!(fleet.value("hardend_collector_hosts_connected", &[]), 1.0);
     assert_eq!(fleet.value("hardend_collector_hosts_overdue", &[]), 0.0);
-    assert_eq!(fleet.value("hardend_collector_open_findings", &[("severity", "medium")]), 1.0);
-    assert_eq!(fleet.value("hardend_collector_open_findings", &[("severity", "critical")]), 0.0);
+    assert_eq!(
+        fleet.value("hardend_collector_open_findings", &[("severity", "medium")]),
+        1.0
+    );
+    assert_eq!(
+        fleet.value(
+            "hardend_collector_open_findings",
+            &[("severity", "critical")]
+        ),
+        0.0
+    );
     assert_eq!(fleet.sum("hardend_collector_overdue_findings"), 0.0);
     assert_eq!(fleet.sum("hardend_collector_rejected_total"), 0.0);
     for op in ["hello", "queue_snapshot", "queue_drift", "commit"] {
         assert!(
-            fleet.value("hardend_collector_store_duration_seconds_count", &[("operation", op)])
-                >= 1.0,
+            fleet.value(
+                "hardend_collector_store_duration_seconds_count",
+                &[("operation", op)]
+            ) >= 1.0,
             "{op}"
         );
     }
     assert!(
-        fleet.value("hardend_collector_store_duration_seconds_count", &[("operation", "queue_drift")])
-            >= 2.0
+        fleet.value(
+            "hardend_collector_store_duration_seconds_count",
+            &[("operation", "queue_drift")]
+        ) >= 2.0
     );
-    assert_eq!(fleet.family_type("hardend_collector_store_duration_seconds"), "histogram");
+    assert_eq!(
+        fleet.family_type("hardend_collector_store_duration_seconds"),
+        "histogram"
+    );
 
     // Each process listens on what it was told to and nothing more.
     let agent_ports = listening_ports(agent.pid().expect("agent runs"));
     assert_eq!(agent_ports, vec![agent_addr.port()]);
     let mut collector_ports = vec![collector.port, collector_addr.port()];
     collector_ports.sort_unstable();
-    assert_eq!(listening_ports(collector.pid().expect("collector runs")), collector_ports);
+    assert_eq!(
+        listening_ports(collector.pid().expect("collector runs")),
+        collector_ports
+    );
 }
 
 #[test]

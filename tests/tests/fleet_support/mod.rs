@@ -486,7 +486,10 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
             let f: Vec<&str> = line.split_whitespace().collect();
             // local_address is f[1] (ADDR:PORT in hex), st is f[3] (0A: LISTEN), inode f[9].
             if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
-                let port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                let port = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
                 ports.extend(port);
             }
         }
