@@ -308,3 +308,212 @@ impl AgentExposition {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use hardend_engine::{HostInfo, Report, RuleResult, Summary};
+
+    use super::*;
+    use crate::outbox::{Outbox, OutboxOptions};
+
+    fn result(policy: &str, rule: &str, severity: Severity, status: Status) -> RuleResult {
+        RuleResult {
+            policy: policy.into(),
+            rule: rule.into(),
+            title: "t".into(),
+            severity,
+            status,
+            waived_status: None,
+            expected: None,
+            actual: None,
+            evidence: vec![],
+            message: None,
+        }
+    }
+
+    fn view() -> AgentView {
+        let results = vec![
+            result("ssh", "a", Severity::Critical, Status::Fail),
+            result("ssh", "b", Severity::Critical, Status::Fail),
+            result("ssh", "c", Severity::High, Status::Pass),
+            result("kernel", "d", Severity::Medium, Status::Fail),
+            result("kernel", "e", Severity::Low, Status::Waived),
+        ];
+        AgentView {
+            hostname: "web-1".into(),
+            root: "/".into(),
+            started_at: "2026-11-22T10:00:00Z".parse().expect("timestamp"),
+            last_full_scan_at: Some("2026-11-22T10:00:01.5Z".parse().expect("timestamp")),
+            report: Report {
+                schema: hardend_engine::REPORT_SCHEMA.into(),
+                host: HostInfo {
+                    hostname: "web-1".into(),
+                    root: "/".into(),
+                },
+                started_at: "2026-11-22T10:00:01Z".into(),
+                duration_ms: 1.0,
+                policies: vec![],
+                summary: Summary::of(&results),
+                results,
+            },
+            first_failed: Default::default(),
+            overdue: BTreeSet::from([("ssh".to_string(), "b".to_string())]),
+            policies: vec![],
+            policy_errors: vec![],
+            drift_events: 0,
+        }
+    }
+
+    fn lines_starting(text: &str, prefix: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn rules_failing_and_overdue_come_from_the_view() {
+        let (_tx, rx) = watch::channel(Arc::new(view()));
+        let metrics = Arc::new(AgentMetrics::new());
+        let exposition = AgentExposition {
+            metrics: metrics.clone(),
+            view: rx,
+            outbox: None,
+        };
+        let text = exposition.render_at("2026-11-22T11:00:00Z".parse().expect("now"));
+        assert_eq!(
+            lines_starting(&text, "hardend_rules{"),
+            [
+                "hardend_rules{policy=\"kernel\",severity=\"low\",status=\"waived\"} 1",
+                "hardend_rules{policy=\"kernel\",severity=\"medium\",status=\"fail\"} 1",
+                "hardend_rules{policy=\"ssh\",severity=\"critical\",status=\"fail\"} 2",
+                "hardend_rules{policy=\"ssh\",severity=\"high\",status=\"pass\"} 1",
+            ]
+        );
+        assert_eq!(
+            lines_starting(&text, "hardend_failing_rules{"),
+            [
+                "hardend_failing_rules{severity=\"critical\"} 2",
+                "hardend_failing_rules{severity=\"high\"} 0",
+                "hardend_failing_rules{severity=\"medium\"} 1",
+                "hardend_failing_rules{severity=\"low\"} 0",
+            ]
+        );
+        assert_eq!(
+            lines_starting(&text, "hardend_overdue_rules{"),
+            [
+                "hardend_overdue_rules{severity=\"critical\"} 1",
+                "hardend_overdue_rules{severity=\"high\"} 0",
+                "hardend_overdue_rules{severity=\"medium\"} 0",
+                "hardend_overdue_rules{severity=\"low\"} 0",
+            ]
+        );
+        assert_eq!(
+            lines_starting(&text, "hardend_last_full_scan_timestamp_seconds "),
+            ["hardend_last_full_scan_timestamp_seconds 1795341601.5"]
+        );
+        // Without a collector there is no outbox to show.
+        assert!(!text.contains("hardend_outbox"), "{text}");
+    }
+
+    #[test]
+    fn counters_and_histograms_follow_the_hooks() {
+        let (_tx, rx) = watch::channel(Arc::new(view()));
+        let metrics = Arc::new(AgentMetrics::new());
+        let event = |kind| DriftEvent {
+            seq: 1,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            kind,
+            previous: None,
+            result: result("ssh", "a", Severity::Critical, Status::Fail),
+        };
+        metrics.drift_emitted(&[event(DriftKind::Failing), event(DriftKind::Failing)]);
+        metrics.drift_emitted(&[event(DriftKind::Overdue)]);
+        metrics.evaluated(EvaluationKind::Partial, Duration::from_millis(3));
+        let exposition = AgentExposition {
+            metrics,
+            view: rx,
+            outbox: None,
+        };
+        let text = exposition.render_at(jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            lines_starting(&text, "hardend_drift_events_total{"),
+            [
+                "hardend_drift_events_total{kind=\"failing\"} 2",
+                "hardend_drift_events_total{kind=\"passing\"} 0",
+                "hardend_drift_events_total{kind=\"error\"} 0",
+                "hardend_drift_events_total{kind=\"overdue\"} 1",
+            ]
+        );
+        assert_eq!(
+            lines_starting(&text, "hardend_evaluation_duration_seconds_count"),
+            [
+                "hardend_evaluation_duration_seconds_count{kind=\"full\"} 0",
+                "hardend_evaluation_duration_seconds_count{kind=\"partial\"} 1",
+            ]
+        );
+        assert!(
+            text.contains(
+                "hardend_evaluation_duration_seconds_bucket{kind=\"partial\",le=\"0.0025\"} 0\n\
+                 hardend_evaluation_duration_seconds_bucket{kind=\"partial\",le=\"0.005\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_outbox_shows_its_depth_and_the_age_of_its_oldest_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (outbox, _) = Outbox::open(dir.path(), OutboxOptions::default()).expect("outbox");
+        let shared = SharedOutbox::new(outbox);
+        let drift = |seq: u64, at: &str| pb::AgentMessage {
+            body: Some(pb::agent_message::Body::Drift(pb::DriftEvent {
+                seq,
+                at: at.into(),
+                ..Default::default()
+            })),
+        };
+        let (_tx, rx) = watch::channel(Arc::new(view()));
+        let exposition = AgentExposition {
+            metrics: Arc::new(AgentMetrics::new()),
+            view: rx,
+            outbox: Some(shared.clone()),
+        };
+        let now: jiff::Timestamp = "2026-11-22T11:00:00Z".parse().expect("now");
+        let text = exposition.render_at(now);
+        assert!(text.contains("\nhardend_outbox_messages 0\n"), "{text}");
+        assert!(
+            text.contains("\nhardend_outbox_oldest_age_seconds 0\n"),
+            "{text}"
+        );
+
+        shared
+            .append(vec![
+                drift(1, "2026-11-22T10:58:30Z"),
+                drift(2, "2026-11-22T10:59:59Z"),
+            ])
+            .expect("append");
+        let text = exposition.render_at(now);
+        assert!(text.contains("\nhardend_outbox_messages 2\n"), "{text}");
+        assert!(text.contains("\nhardend_outbox_drift_events 2\n"), "{text}");
+        assert!(
+            text.contains("\nhardend_outbox_oldest_age_seconds 90\n"),
+            "{text}"
+        );
+
+        // Once the first is acknowledged, the second is the oldest.
+        shared.lock().expect("lock").ack(1).expect("ack");
+        let text = exposition.render_at(now);
+        assert!(text.contains("\nhardend_outbox_messages 1\n"), "{text}");
+        assert!(
+            text.contains("\nhardend_outbox_oldest_age_seconds 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhardend_outbox_folded_events_total 0\n"),
+            "{text}"
+        );
+    }
+}
