@@ -9,7 +9,9 @@
 //! program built in the same profile, or `HARDEND_BIN`).
 //! `HARDEND_IDLE_SECS` sets the sampling time (default 60),
 //! `HARDEND_IDLE_SETTLE_SECS` the settling time (default 5). Targets: RSS <
-//! 15 MB, CPU < 0.2 %.
+//! 15 MB, CPU < 0.2 %. `HARDEND_IDLE_METRICS=1` turns the Prometheus
+//! endpoint on (on the namespace's loopback, scraped once every 15 s, as
+//! Prometheus would) to measure what it costs.
 
 #[path = "../tests/daemon_journal_support/mod.rs"]
 mod daemon_journal_support;
@@ -42,27 +44,62 @@ fn main() {
     let settle = Duration::from_secs(env_secs("HARDEND_IDLE_SETTLE_SECS", 5));
     let window = Duration::from_secs(env_secs("HARDEND_IDLE_SECS", 60));
 
+    let metrics = std::env::var_os("HARDEND_IDLE_METRICS").is_some_and(|v| v == "1");
+    let metrics_port = metrics.then(|| {
+        // A fresh network namespace's loopback is down.
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(up.success(), "ip link set lo up: {up}");
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hardend.yaml");
     std::fs::write(
         &config,
         format!(
-            "root: /\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n",
+            "root: /\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n{}",
             hardend_tests::shipped_policies().display(),
             dir.path().join("state").display(),
-            dir.path().join("hardend.sock").display()
+            dir.path().join("hardend.sock").display(),
+            metrics_port
+                .map(|p| format!("metrics: {{ listen: 127.0.0.1:{p} }}\n"))
+                .unwrap_or_default()
         ),
     )
     .expect("config");
     let daemon = ns::Daemon::start(&config, dir.path(), Duration::from_secs(60));
     let pid = daemon.pid();
     std::thread::sleep(settle);
+    let scrape = |port: u16| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer.len()
+    };
+    let mut scraped_bytes = metrics_port.map(scrape);
+    let mut last_scrape = Instant::now();
 
     let ticks_per_sec = clock_ticks();
     let (own0, children0) = cpu_ticks(pid);
     let start = Instant::now();
     let mut rss_kb = Vec::new();
     while start.elapsed() < window {
+        if let Some(port) = metrics_port
+            && last_scrape.elapsed() >= Duration::from_secs(15)
+        {
+            scraped_bytes = Some(scrape(port));
+            last_scrape = Instant::now();
+        }
         rss_kb.push(vm_rss_kb(pid));
         std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(start.elapsed())));
     }
@@ -75,7 +112,11 @@ fn main() {
     let max = rss_kb.iter().copied().max().unwrap_or(0);
     let last = rss_kb.last().copied().unwrap_or(0);
     println!(
-        "idle hardend run (shipped policies, root /, journald off), {elapsed:.0} s after {} s settling:",
+        "idle hardend run (shipped policies, root /, journald off{}), {elapsed:.0} s after {} s settling:",
+        match scraped_bytes {
+            Some(bytes) => format!(", metrics on, scraped every 15 s: {bytes} bytes"),
+            None => String::new(),
+        },
         settle.as_secs()
     );
     println!(
