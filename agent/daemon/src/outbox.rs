@@ -25,7 +25,7 @@ pub const OUTBOX_DIR: &str = "outbox";
 /// The file holding the highest acknowledged sequence number.
 pub const ACKED_FILE: &str = "acked";
 /// The default bound on queued drift events.
-pub const DEFAULT_MAX_DRIFT_EVENTS: usize = 100_000;
+pub const DEFAULT_MAX_DRIFT_EVENTS: usize = hardend_policy::config::DEFAULT_OUTBOX_MAX_DRIFT_EVENTS;
 /// The default size at which a new segment is started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// A record longer than this is corrupt (a snapshot of thousands of results

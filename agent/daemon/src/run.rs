@@ -90,7 +90,10 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         Some(collector) => {
             let outbox = crate::push::SharedOutbox::open(
                 &config.state_dir,
-                crate::outbox::OutboxOptions::default(),
+                crate::outbox::OutboxOptions {
+                    max_drift_events: collector.outbox_max_drift_events,
+                    ..Default::default()
+                },
             )?;
             sink = Box::new(crate::FanOut(vec![sink, Box::new(outbox.sink())]));
             Some((crate::push::PushOptions::from_config(collector), outbox))

@@ -30,7 +30,13 @@ const TOP_FIELDS: &[&str] = &[
 ];
 const WATCH_FIELDS: &[&str] = &["debounce_ms", "poll_interval", "full_rescan_interval"];
 const DEADLINE_FIELDS: &[&str] = &["critical", "high", "medium", "low"];
-const COLLECTOR_FIELDS: &[&str] = &["url", "ca", "cert", "key"];
+const COLLECTOR_FIELDS: &[&str] = &["url", "ca", "cert", "key", "outbox_max_drift_events"];
+
+/// How many drift events the outbox keeps queued by default; past it the
+/// oldest are folded into the next snapshot (and the log says so).
+pub const DEFAULT_OUTBOX_MAX_DRIFT_EVENTS: usize = 100_000;
+/// The most an operator may ask for (each event is a few hundred bytes on disk).
+const MAX_OUTBOX_DRIFT_EVENTS: i64 = 10_000_000;
 const WAIVER_FIELDS: &[&str] = &["rule", "reason", "expires"];
 const METRICS_FIELDS: &[&str] = &["listen"];
 
@@ -155,6 +161,9 @@ pub struct CollectorConfig {
     /// The agent's own certificate and key.
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Past this many queued drift events (`outbox_max_drift_events`) the
+    /// oldest are folded into the next snapshot.
+    pub outbox_max_drift_events: usize,
 }
 
 /// The Prometheus endpoint (`GET /metrics`, plain HTTP without
@@ -572,11 +581,28 @@ impl ConfigReader<'_> {
         let ca = file("ca", "/etc/hardend/ca.pem", self);
         let cert = file("cert", "/etc/hardend/agent.pem", self);
         let key = file("key", "/etc/hardend/agent.key", self);
+        let outbox_max_drift_events = match self.present(&f, "outbox_max_drift_events") {
+            None => Some(DEFAULT_OUTBOX_MAX_DRIFT_EVENTS),
+            Some(n) => match self.r.integer(n, "outbox_max_drift_events") {
+                Some(v) if (1..=MAX_OUTBOX_DRIFT_EVENTS).contains(&v) => usize::try_from(v).ok(),
+                Some(_) => {
+                    self.r.error(
+                        n.pos,
+                        format!(
+                            "`outbox_max_drift_events` must be between 1 and {MAX_OUTBOX_DRIFT_EVENTS}"
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
         Some(CollectorConfig {
             url: url?,
             ca: ca?,
             cert: cert?,
             key: key?,
+            outbox_max_drift_events: outbox_max_drift_events?,
         })
     }
 

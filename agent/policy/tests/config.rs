@@ -96,6 +96,7 @@ waivers:
             ca: PathBuf::from("/etc/hardend/ca.pem"),
             cert: PathBuf::from("/etc/hardend/agent.pem"),
             key: PathBuf::from("/etc/hardend/agent.key"),
+            outbox_max_drift_events: hardend_policy::config::DEFAULT_OUTBOX_MAX_DRIFT_EVENTS,
         })
     );
     assert_eq!(config.waivers.len(), 1);
@@ -271,5 +272,26 @@ fn metrics_are_off_unless_asked_for_and_default_to_loopback() {
     assert_eq!(
         errors("metrics: on\n"),
         ["hardend.yaml:1:10: `metrics` must be a mapping, found a string"]
+    );
+}
+
+#[test]
+fn the_outbox_bound_is_configurable_within_limits() {
+    let source = "collector:
+  url: https://c.example:7443
+  outbox_max_drift_events: 5000
+";
+    let config = parse_config(source, Path::new("hardend.yaml")).expect("valid");
+    assert_eq!(
+        config.collector.map(|c| c.outbox_max_drift_events),
+        Some(5000)
+    );
+    assert_eq!(
+        errors("collector: { url: https://c.example:7443, outbox_max_drift_events: 0 }\n"),
+        ["hardend.yaml:1:68: `outbox_max_drift_events` must be between 1 and 10000000"]
+    );
+    assert_eq!(
+        errors("collector: { url: https://c.example:7443, outbox_max_drift_events: lots }\n"),
+        ["hardend.yaml:1:68: `outbox_max_drift_events` must be an integer, found a string"]
     );
 }
