@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use hardend_facts::{Evidence, Package, PackagesFact, ProbeFailure, Probed, Source};
+use hardend_facts::{Evidence, Package, PackageFormat, PackagesFact, ProbeFailure, Probed, Source};
 
 use crate::{RootError, RootFs};
 
@@ -89,6 +89,7 @@ fn probe_inner(fs: &RootFs) -> Result<PackagesFact, PackageError> {
     Ok(PackagesFact {
         installed: installed_packages(records),
         databases,
+        format: PackageFormat::Dpkg,
     })
 }
 
