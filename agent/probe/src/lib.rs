@@ -16,7 +16,9 @@ pub mod patches;
 pub mod processes;
 pub mod reboot;
 pub mod root;
+pub mod rpmdb;
 pub mod service;
+pub mod sqlite;
 pub mod sshd;
 pub mod sysctl;
 
