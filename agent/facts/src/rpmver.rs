@@ -8,8 +8,9 @@
 //! letter runs compare bytewise; `~` sorts before everything, even the end
 //! of the string (`1.0~rc1 < 1.0`); `^` sorts after the end of the string
 //! but before any other segment (`1.0 < 1.0^git1 < 1.0.1`). As in rpm's
-//! dependency comparison, the release counts only when both sides have one,
-//! so `1.2` matches every release of version 1.2.
+//! `rpmverCmp` (what `rpm.vercmp` answers), a missing release compares as an
+//! empty one, so `1.2` is older than every `1.2-RELEASE` but one starting
+//! with `~`.
 //!
 //! The comparison never fails: any text compares by these rules, so hostile
 //! package databases cannot stop a probe.
@@ -68,15 +69,12 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     compare_parts(&RpmVersion::split(a), &RpmVersion::split(b))
 }
 
-/// Compares two split versions: epoch, then version, then the release when
-/// both have one.
+/// Compares two split versions: epoch, then version, then release (a
+/// missing one compares as empty).
 pub fn compare_parts(a: &RpmVersion<'_>, b: &RpmVersion<'_>) -> Ordering {
     compare_digits(a.epoch, b.epoch)
         .then_with(|| rpmvercmp(a.version, b.version))
-        .then_with(|| match (a.release, b.release) {
-            (Some(ra), Some(rb)) => rpmvercmp(ra, rb),
-            _ => Ordering::Equal,
-        })
+        .then_with(|| rpmvercmp(a.release.unwrap_or(""), b.release.unwrap_or("")))
 }
 
 /// Compares two runs of digits as numbers of any length.
@@ -246,8 +244,9 @@ mod tests {
         assert_eq!(compare("2.0-1", "2.0-2"), Less);
         assert_eq!(compare("2.0-1.el9", "2.0-1.el9_2"), Less);
         assert_eq!(compare("99999999999999999999:1-1", "1:9-9"), Greater);
-        // A side without a release matches every release of the version.
-        assert_eq!(compare("2.0", "2.0-7"), Equal);
+        // A missing release is an empty one, older than any but `~...`.
+        assert_eq!(compare("2.0", "2.0-7"), Less);
+        assert_eq!(compare("2.0", "2.0-~7"), Greater);
         assert_eq!(compare("2.0", "2.1-7"), Less);
     }
 
@@ -265,5 +264,15 @@ mod tests {
         assert_eq!(RpmVersion::display(Some(2), "1.2.3", "4"), "2:1.2.3-4");
         assert_eq!(RpmVersion::display(Some(0), "1.2.3", "4"), "1.2.3-4");
         assert_eq!(RpmVersion::display(None, "1", "2"), "1-2");
+    }
+
+    proptest::proptest! {
+        /// Any text compares without panicking, and the order is antisymmetric.
+        #[test]
+        fn any_text_compares_both_ways(a in "\\PC{0,24}", b in "[0-9a-z.~^:_+-]{0,16}") {
+            proptest::prop_assert_eq!(compare(&a, &b), compare(&b, &a).reverse());
+            proptest::prop_assert_eq!(rpmvercmp(&a, &b), rpmvercmp(&b, &a).reverse());
+            proptest::prop_assert_eq!(compare(&b, &b), Equal);
+        }
     }
 }

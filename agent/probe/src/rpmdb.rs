@@ -65,7 +65,7 @@ pub enum HeaderError {
 #[derive(Debug, thiserror::Error)]
 pub enum RpmdbError {
     #[error(
-        "{path} resolves to {resolved} inside the root, which does not exist (a symlink out of the root is not followed)"
+        "{path} resolves to {resolved}, which does not exist inside the root (a symlink out of the root is not followed)"
     )]
     Dangling { path: String, resolved: String },
     #[error("{path}: not a regular file")]
@@ -336,16 +336,29 @@ pub fn open_mode(db: &Path, shown: &str) -> Result<OpenMode, RpmdbError> {
 /// Reads the installed packages from the sqlite rpmdb at `path` (relative
 /// to the root; symlinks are resolved inside it).
 pub fn read(fs: &RootFs, path: &str) -> Result<PackagesFact, RpmdbError> {
-    let host = fs.resolve(path)?;
     let shown = path.to_string();
+    let dangling = |resolved: String| RpmdbError::Dangling {
+        path: shown.clone(),
+        resolved,
+    };
+    let host = match fs.resolve(path) {
+        Ok(host) => host,
+        // A directory on the way is missing (`symlink_metadata` found the
+        // database's own name, so a symlink led there).
+        Err(e) if e.is_not_found() => {
+            let target = fs.read_link(path).map_or_else(
+                |_| "a missing directory".to_string(),
+                |t| t.display().to_string(),
+            );
+            return Err(dangling(target));
+        }
+        Err(e) => return Err(e.into()),
+    };
     match fs::symlink_metadata(&host) {
         Ok(md) if md.is_file() => {}
         Ok(_) => return Err(RpmdbError::NotAFile { path: shown }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(RpmdbError::Dangling {
-                path: shown,
-                resolved: host.display().to_string(),
-            });
+            return Err(dangling(host.display().to_string()));
         }
         Err(source) => {
             return Err(RpmdbError::Io {
@@ -499,5 +512,72 @@ mod tests {
             k.evidence.text.as_deref(),
             Some("Packages row 2: kernel-core-6.10.0-1.x86_64")
         );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(blob in vec(any::<u8>(), 0..600)) {
+                let _ = parse_header(&blob);
+            }
+
+            /// A consistent preamble over random index entries and data: the
+            /// offsets, types and counts are all hostile.
+            #[test]
+            fn random_index_entries_never_panic(
+                entries in vec((prop_oneof![Just(TAG_NAME), Just(TAG_VERSION), Just(TAG_RELEASE),
+                    Just(TAG_EPOCH), Just(TAG_ARCH), any::<u32>()], 0u32..12, any::<u32>(), any::<u32>()), 0..12),
+                data in vec(any::<u8>(), 0..256),
+            ) {
+                let mut blob = Vec::new();
+                blob.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+                blob.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                for (tag, kind, offset, count) in &entries {
+                    for n in [*tag, *kind, offset % 300, *count] {
+                        blob.extend_from_slice(&n.to_be_bytes());
+                    }
+                }
+                blob.extend_from_slice(&data);
+                let _ = parse_header(&blob);
+            }
+
+            /// One byte of a good header changed, or the header cut short.
+            #[test]
+            fn mutated_headers_never_panic(at in any::<prop::sample::Index>(), byte in any::<u8>(),
+                                           cut in any::<prop::sample::Index>()) {
+                let mut blob = sample();
+                let i = at.index(blob.len());
+                blob[i] = byte;
+                let _ = parse_header(&blob);
+                let _ = parse_header(&blob[..cut.index(blob.len())]);
+            }
+
+            #[test]
+            fn well_formed_headers_read_back(
+                name in "[a-zA-Z0-9._+-]{1,40}",
+                version in "[a-zA-Z0-9._+~^]{1,20}",
+                release in "[a-zA-Z0-9._+~^]{1,20}",
+                epoch in proptest::option::of(any::<u32>()),
+            ) {
+                let z = |s: &str| [s.as_bytes(), b"\0"].concat();
+                let (n, v, r) = (z(&name), z(&version), z(&release));
+                let e = epoch.map(u32::to_be_bytes);
+                let mut entries: Vec<(u32, u32, &[u8])> =
+                    vec![
+                        (TAG_NAME, TYPE_STRING, n.as_slice()),
+                        (TAG_VERSION, TYPE_STRING, v.as_slice()),
+                        (TAG_RELEASE, TYPE_STRING, r.as_slice()),
+                    ];
+                if let Some(e) = &e {
+                    entries.push((TAG_EPOCH, TYPE_INT32, e.as_slice()));
+                }
+                let p = parse_header(&header(&entries)).expect("well formed");
+                prop_assert_eq!(p, RpmPackage { name, epoch, version, release, arch: None });
+            }
+        }
     }
 }
