@@ -147,6 +147,7 @@ impl<'a> Header<'a> {
     fn entry(&self, tag: u32) -> Option<Entry> {
         self.index
             .chunks_exact(16)
+            .rev()
             .filter_map(|e| {
                 Some(Entry {
                     tag: be32(e, 0)?,
@@ -155,8 +156,7 @@ impl<'a> Header<'a> {
                     count: be32(e, 12)?,
                 })
             })
-            .filter(|e| e.tag == tag)
-            .last()
+            .find(|e| e.tag == tag)
     }
 
     /// The (first) string of `tag`, or `None` when the header has no such tag.
