@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use hardend_facts::PackageFormat;
 use hardend_probe::{RootFs, package};
-use hardend_tests::{have_command, program, require};
+use hardend_tests::{have_command, program, require, rpm_in_root as rpm, rpm_register as register};
 
 const DB_DIR: &str = "var/lib/rpm";
 const DB: &str = "var/lib/rpm/rpmdb.sqlite";
@@ -75,37 +75,6 @@ fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release:
     let rpm = top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"));
     assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
     rpm
-}
-
-/// `rpm --root ROOT --dbpath /DBDIR` with the sqlite backend, then `args`.
-fn rpm(root: &Path, db_dir: &str, args: &[&std::ffi::OsStr]) {
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(root)
-        .args(["--dbpath", &format!("/{db_dir}")])
-        .args(["--define", "_db_backend sqlite"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rpm");
-    assert!(
-        out.status.success(),
-        "rpm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Creates the database in `root/db_dir` and registers `packages` in it.
-fn register(root: &Path, db_dir: &str, packages: &[&Path]) {
-    fs::create_dir_all(root.join(db_dir)).expect("mkdir db dir");
-    rpm(root, db_dir, &["--initdb".as_ref()]);
-    let mut args: Vec<&std::ffi::OsStr> =
-        ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers"]
-            .iter()
-            .map(|s| s.as_ref())
-            .collect();
-    args.extend(packages.iter().map(|p| p.as_os_str()));
-    rpm(root, db_dir, &args);
 }
 
 /// Every file of a directory with its bytes, to prove nothing was written.
