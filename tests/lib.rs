@@ -150,3 +150,99 @@ pub fn copy_tree(src: &std::path::Path) -> tempfile::TempDir {
     assert!(status.success(), "cp -a {} failed", src.display());
     dir
 }
+
+/// Runs `rpm --root ROOT --dbpath /DB_DIR` with the sqlite backend and `args`;
+/// panics with rpm's stderr when it fails.
+pub fn rpm_in_root(root: &std::path::Path, db_dir: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", &format!("/{db_dir}")])
+        .args(["--define", "_db_backend sqlite"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rpm");
+    assert!(
+        out.status.success(),
+        "rpm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates the rpm database in `ROOT/DB_DIR` and registers `packages` in it
+/// (`--justdb`: no files are installed, no scripts run).
+pub fn rpm_register(root: &std::path::Path, db_dir: &str, packages: &[&std::path::Path]) {
+    std::fs::create_dir_all(root.join(db_dir)).expect("mkdir the rpm database directory");
+    rpm_in_root(root, db_dir, &["--initdb".as_ref()]);
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers"]
+            .iter()
+            .map(|s| s.as_ref())
+            .collect();
+    args.extend(packages.iter().map(|p| p.as_os_str()));
+    rpm_in_root(root, db_dir, &args);
+}
+
+/// A root whose `/var/lib/rpm` database holds 1000 packages of 40 files each
+/// (headers of about 8 KB), made on first use by one rpmbuild of a spec with
+/// 1000 subpackages (minutes on two cores) and cached (`HARDEND_RPM_ROOT`,
+/// default `/var/cache/hardend-tests/rpmdb-1000`). `None` when rpmbuild is
+/// missing.
+pub fn rpm_big_root() -> Option<PathBuf> {
+    const PACKAGES: usize = 1000;
+    const FILES: usize = 40;
+    let cache = std::env::var_os("HARDEND_RPM_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hardend-tests/rpmdb-1000"));
+    let root = cache.join("root");
+    if root.join("var/lib/rpm/rpmdb.sqlite").exists() {
+        return Some(root);
+    }
+    if !(have_command("rpm") && have_command("rpmbuild")) {
+        return None;
+    }
+    eprintln!(
+        "building {} (rpmbuild of {PACKAGES} packages, minutes)",
+        cache.display()
+    );
+    let top = cache.join("top");
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(top.join("SPECS")).expect("mkdir SPECS");
+    let mut spec = String::from(
+        "Name: hd-big\nVersion: 1.0\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n%description\nd\n",
+    );
+    for i in 0..PACKAGES {
+        spec.push_str(&format!(
+            "%package -n hd-big-{i}\nSummary: s\n%description -n hd-big-{i}\nd\n"
+        ));
+    }
+    spec.push_str(&format!(
+        "%install\nfor i in $(seq 0 {}); do mkdir -p %{{buildroot}}/usr/share/hd-big/$i; \
+         for f in $(seq 0 {}); do echo $i$f > %{{buildroot}}/usr/share/hd-big/$i/file-$f.txt; done; done\n",
+        PACKAGES - 1,
+        FILES - 1
+    ));
+    for i in 0..PACKAGES {
+        spec.push_str(&format!("%files -n hd-big-{i}\n/usr/share/hd-big/{i}\n"));
+    }
+    let spec_path = top.join("SPECS/big.spec");
+    std::fs::write(&spec_path, spec).expect("write spec");
+    let status = std::process::Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--quiet")
+        .arg("-bb")
+        .arg(&spec_path)
+        .status()
+        .expect("run rpmbuild");
+    assert!(status.success(), "rpmbuild failed: {status}");
+    let mut rpms: Vec<PathBuf> = std::fs::read_dir(top.join("RPMS/noarch"))
+        .expect("built rpms")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    rpms.sort();
+    let refs: Vec<&std::path::Path> = rpms.iter().map(PathBuf::as_path).collect();
+    rpm_register(&root, "var/lib/rpm", &refs);
+    Some(root)
+}

@@ -4,7 +4,10 @@
 //!
 //! Roots measured: the running host (`/`), and the cached debootstrapped
 //! Debian root when it exists (`HARDEND_DEBIAN_ROOT`, default
-//! `/var/cache/hardend-tests/bookworm-ssh`; the test suite builds it).
+//! `/var/cache/hardend-tests/bookworm-ssh`; the test suite builds it), and
+//! a root whose rpm sqlite database holds 1000 packages (`HARDEND_RPM_ROOT`,
+//! default `/var/cache/hardend-tests/rpmdb-1000`; built here on first use
+//! when rpmbuild is installed, which takes minutes).
 //! `HARDEND_BENCH_ITERS` sets the iteration count (default 200).
 
 use std::path::{Path, PathBuf};
@@ -48,6 +51,11 @@ fn main() {
             "(no debootstrapped root at {}: run the test suite once to build it)",
             debian.display()
         );
+    }
+
+    match hardend_tests::rpm_big_root() {
+        Some(root) => roots.push(root),
+        None => println!("(no rpm root: rpm and rpmbuild are needed to build it)"),
     }
 
     let today = jiff::Zoned::now().date();

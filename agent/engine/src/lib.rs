@@ -293,8 +293,10 @@ pub(crate) fn eval_check(check: &Check, facts: &Facts, ctx: &Context) -> Outcome
         Check::File(c) => checks::file::eval(c, facts),
         Check::FileExists(path) => checks::file::eval_exists(path, facts),
         Check::Accounts(c) => checks::accounts::eval(c, facts),
-        Check::Package(c) => checks::system::eval_package(&c.name, c.installed, facts),
-        Check::PackageInstalled(name) => checks::system::eval_package(name, true, facts),
+        Check::Package(c) => {
+            checks::system::eval_package(&c.name, c.installed, c.min_version.as_deref(), facts)
+        }
+        Check::PackageInstalled(name) => checks::system::eval_package(name, true, None, facts),
         Check::Service(c) => checks::system::eval_service(c, facts),
         Check::Listening(c) => checks::system::eval_listening(c, facts),
         Check::Firewall(c) => checks::system::eval_firewall(c, facts),

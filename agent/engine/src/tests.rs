@@ -1081,6 +1081,28 @@ fn packages(names: &[&str]) -> Facts {
         packages: Some(Ok(PackagesFact {
             installed,
             databases: vec!["/var/lib/dpkg/status".into()],
+            format: PackageFormat::Dpkg,
+        })),
+        ..Facts::default()
+    }
+}
+
+/// One installed package at `version`, from a database of `format`.
+fn versioned(format: PackageFormat, name: &str, version: &str) -> Facts {
+    let db = match format {
+        PackageFormat::Dpkg => "/var/lib/dpkg/status",
+        PackageFormat::Rpm => "/var/lib/rpm/rpmdb.sqlite",
+    };
+    let package = Package {
+        name: name.to_string(),
+        version: version.to_string(),
+        evidence: Evidence::text(db, format!("{name}-{version}")),
+    };
+    Facts {
+        packages: Some(Ok(PackagesFact {
+            installed: [(name.to_string(), package)].into(),
+            databases: vec![db.into()],
+            format,
         })),
         ..Facts::default()
     }
@@ -1166,8 +1188,17 @@ fn system_table() {
         Check::Package(PackageCheck {
             name: name.to_string(),
             installed,
+            min_version: None,
         })
     };
+    let at_least = |name: &str, min: &str| {
+        Check::Package(PackageCheck {
+            name: name.to_string(),
+            installed: true,
+            min_version: Some(min.to_string()),
+        })
+    };
+    let (dpkg, rpm) = (PackageFormat::Dpkg, PackageFormat::Rpm);
     let listen = |allowed: Vec<(u16, ListenProto)>, lo: bool| {
         Check::Listening(ListeningCheck {
             allowed,
@@ -1201,6 +1232,55 @@ fn system_table() {
             packages(&["openssh-server"]),
             Status::Pass,
             "installed",
+        ),
+        row(
+            "rpm: epoch beats version",
+            at_least("openssl", "3.0.7-1"),
+            versioned(rpm, "openssl", "1:3.0.1-4.el9"),
+            Status::Pass,
+            "installed 1:3.0.1-4.el9 (rpm ordering)",
+        ),
+        row(
+            "rpm: older release fails",
+            at_least("openssl", "1:3.0.7-25.el9"),
+            versioned(rpm, "openssl", "1:3.0.7-24.el9"),
+            Status::Fail,
+            "installed 1:3.0.7-24.el9",
+        ),
+        row(
+            "rpm: a minimum without release accepts every release",
+            at_least("openssl", "1:3.0.7"),
+            versioned(rpm, "openssl", "1:3.0.7-1.el9"),
+            Status::Pass,
+            "installed",
+        ),
+        row(
+            "rpm: letters are older than digits",
+            at_least("pkg", "1.1"),
+            versioned(rpm, "pkg", "1.a-1"),
+            Status::Fail,
+            "(rpm ordering)",
+        ),
+        row(
+            "dpkg: letters are newer than the end of a run",
+            at_least("pkg", "1.1"),
+            versioned(dpkg, "pkg", "1.a-1"),
+            Status::Pass,
+            "(dpkg ordering)",
+        ),
+        row(
+            "dpkg: tilde sorts before the release",
+            at_least("openssh-server", "1:9.2p1-2"),
+            versioned(dpkg, "openssh-server", "1:9.2p1-2~bpo1"),
+            Status::Fail,
+            "installed 1:9.2p1-2~bpo1",
+        ),
+        row(
+            "minimum version of an absent package",
+            at_least("openssl", "1.0"),
+            packages(&[]),
+            Status::Fail,
+            "not installed",
         ),
         row(
             "package_installed shorthand",

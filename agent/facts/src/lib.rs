@@ -6,10 +6,13 @@
 //! not be read (which the engine turns into the `error` status, never `pass`).
 
 pub mod accounts;
+pub mod dpkgver;
 pub mod firewall;
 pub mod listening;
 pub mod posture;
+pub mod rpmver;
 pub mod sshd;
+pub mod version;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,7 @@ pub use firewall::FirewallFact;
 pub use listening::ListeningFact;
 pub use posture::{CertificateFact, PatchesFact, ProcessesFact, RebootFact};
 pub use sshd::SshdFact;
+pub use version::PackageFormat;
 
 /// Why a fact could not be read. Carried into the result's `message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -194,6 +198,9 @@ pub struct PackagesFact {
     pub installed: BTreeMap<String, Package>,
     /// The databases that were read (`/var/lib/dpkg/status`, ...).
     pub databases: Vec<String>,
+    /// Which kind of database they are, which decides how versions order.
+    #[serde(default)]
+    pub format: PackageFormat,
 }
 
 /// A systemd unit as its files and links describe it.

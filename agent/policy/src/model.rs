@@ -233,6 +233,9 @@ pub struct AccountsCheck {
 pub struct PackageCheck {
     pub name: String,
     pub installed: bool,
+    /// With `installed: true`: the installed version must be at least this,
+    /// ordered by the rules of the database it came from (dpkg or rpm).
+    pub min_version: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -116,7 +116,7 @@ const ACCOUNTS_REQUIREMENTS: &[&str] = &[
     "inactive-lock-days",
     "shadow-passwords",
 ];
-const PACKAGE_FIELDS: &[&str] = &["name", "installed"];
+const PACKAGE_FIELDS: &[&str] = &["name", "installed", "min_version"];
 const SERVICE_FIELDS: &[&str] = &["unit", "enabled", "active"];
 const LISTENING_FIELDS: &[&str] = &["allowed", "include_loopback"];
 const FIREWALL_FIELDS: &[&str] = &["input_default"];
@@ -989,9 +989,21 @@ impl Validator {
             .r
             .required(&f, "installed", "`package` check")
             .and_then(|n| self.r.boolean(n, "installed"));
+        let min_version = match f.get("min_version") {
+            Some(n) => {
+                let v = self.r.nonempty_text(n, "min_version");
+                if installed == Some(false) {
+                    self.r.error(n.pos, "`min_version` needs `installed: true`");
+                    return None;
+                }
+                Some(v?)
+            }
+            None => None,
+        };
         Some(PackageCheck {
             name: name?,
             installed: installed?,
+            min_version,
         })
     }
 

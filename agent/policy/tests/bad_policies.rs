@@ -249,6 +249,8 @@ const CASES: &[Case] = &[
         - listening: { allowed: ["22/tcp", "22", "70000/tcp", "53/sctp"] }
         - listening: { allowed: "22/tcp" }
         - firewall: { input_default: accept }
+        - package: { name: openssl, installed: false, min_version: "3.0" }
+        - package: { name: openssl, installed: true, min_version: "" }
 "#,
         &[
             "p.yaml:11:20: missing required field `installed` in `package` check",
@@ -260,6 +262,8 @@ const CASES: &[Case] = &[
             "p.yaml:14:63: invalid `allowed` entry `53/sctp`: expected PORT/tcp or PORT/udp with PORT 1-65535",
             "p.yaml:15:33: `allowed` must be a list like [\"22/tcp\"], found a string",
             "p.yaml:16:38: unknown `input_default` value `accept`; expected drop (or reject)",
+            "p.yaml:17:68: `min_version` needs `installed: true`",
+            "p.yaml:18:67: `min_version` must not be empty",
         ],
     ),
     rules(

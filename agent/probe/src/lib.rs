@@ -7,7 +7,6 @@
 
 pub mod accounts;
 pub mod certificate;
-pub mod dpkgver;
 pub mod file;
 pub mod firewall;
 pub mod listening;
@@ -17,7 +16,9 @@ pub mod patches;
 pub mod processes;
 pub mod reboot;
 pub mod root;
+pub mod rpmdb;
 pub mod service;
+pub mod sqlite;
 pub mod sshd;
 pub mod sysctl;
 
@@ -27,6 +28,10 @@ use std::path::PathBuf;
 use hardend_facts::{FactKey, Facts, ProbeFailure, Probed, Source};
 
 pub use root::{RootError, RootFs};
+
+/// Version comparison is pure, so it lives with the facts the engine reads;
+/// the posture probes keep their `crate::dpkgver` path.
+pub use hardend_facts::{dpkgver, rpmver, version};
 
 /// Starts `probe` on a thread named `name` of `scope` when `wanted`. None
 /// when it is not wanted or no thread could be started.

@@ -1,4 +1,5 @@
-//! Installed packages from the dpkg database (and, later, rpm) below the root.
+//! Installed packages from the package database below the root: dpkg's,
+//! or, on a root without one, rpm's sqlite database (read by `rpmdb`).
 //!
 //! The dpkg status file is a sequence of RFC 822-style stanzas. It is parsed
 //! in one pass over its bytes; strings are built only for the fields kept.
@@ -8,8 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use hardend_facts::{Evidence, Package, PackagesFact, ProbeFailure, Probed, Source};
+use hardend_facts::{Evidence, Package, PackageFormat, PackagesFact, ProbeFailure, Probed, Source};
 
+use crate::rpmdb::{self, RpmdbError};
 use crate::{RootError, RootFs};
 
 /// The dpkg database directory and its status file, relative to the root.
@@ -17,18 +19,24 @@ pub const DPKG_DIR: &str = "/var/lib/dpkg";
 pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 pub const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
 
-/// Where rpm keeps its database (`/var/lib/rpm` is often a symlink to the second).
+/// Where rpm keeps its database (`/var/lib/rpm` is often a symlink to the
+/// second, which Fedora and RHEL 9 use).
 pub const RPM_DIRS: [&str; 2] = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"];
+
+/// The sqlite database's file name in an rpm directory.
+pub const RPM_SQLITE: &str = "rpmdb.sqlite";
 
 /// Errors of reading the package databases.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     #[error("no package database under {root}")]
     NoDatabase { root: String },
-    #[error("rpm sqlite database not supported yet ({path})")]
-    RpmSqlite { path: String },
-    #[error("rpm {format} database not supported yet ({path})")]
+    #[error(
+        "rpm {format} database ({path}) is not supported: hardend reads rpm's sqlite database (rpm 4.16 and later)"
+    )]
     RpmOther { format: &'static str, path: String },
+    #[error(transparent)]
+    Rpm(#[from] RpmdbError),
     #[error("cannot read the dpkg database: {0}")]
     Read(#[from] RootError),
 }
@@ -59,7 +67,7 @@ fn is_absent(e: &RootError) -> bool {
 fn probe_inner(fs: &RootFs) -> Result<PackagesFact, PackageError> {
     let status = match fs.read(DPKG_STATUS) {
         Ok(s) => s,
-        Err(e) if is_absent(&e) => return Err(no_dpkg(fs)),
+        Err(e) if is_absent(&e) => return rpm_database(fs),
         Err(e) => return Err(e.into()),
     };
     let mut records = parse_dpkg_status(&status, DPKG_STATUS);
@@ -89,27 +97,30 @@ fn probe_inner(fs: &RootFs) -> Result<PackagesFact, PackageError> {
     Ok(PackagesFact {
         installed: installed_packages(records),
         databases,
+        format: PackageFormat::Dpkg,
     })
 }
 
-/// Why there is no dpkg database: an rpm database we cannot read yet, or none.
-fn no_dpkg(fs: &RootFs) -> PackageError {
+/// The rpm database of a root without a dpkg one: the sqlite database read,
+/// an older format named in the error, or no database at all.
+fn rpm_database(fs: &RootFs) -> Result<PackagesFact, PackageError> {
+    // Present even when it is a dangling symlink, which `rpmdb::read` refuses.
     let exists = |p: &str| fs.symlink_metadata(p).is_ok();
     for dir in RPM_DIRS {
-        let sqlite = format!("{dir}/rpmdb.sqlite");
+        let sqlite = format!("{dir}/{RPM_SQLITE}");
         if exists(&sqlite) {
-            return PackageError::RpmSqlite { path: sqlite };
+            return Ok(rpmdb::read(fs, &sqlite)?);
         }
         for (file, format) in [("Packages", "Berkeley DB"), ("Packages.db", "ndb")] {
             let p = format!("{dir}/{file}");
             if exists(&p) {
-                return PackageError::RpmOther { format, path: p };
+                return Err(PackageError::RpmOther { format, path: p });
             }
         }
     }
-    PackageError::NoDatabase {
+    Err(PackageError::NoDatabase {
         root: fs.root().display().to_string(),
-    }
+    })
 }
 
 /// One stanza of a dpkg status file.

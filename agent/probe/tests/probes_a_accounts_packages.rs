@@ -140,20 +140,29 @@ fn dpkg_status_under_a_root_with_pending_updates() {
 }
 
 #[test]
-fn no_database_and_rpm_only_are_errors() {
+fn no_database_corrupt_rpmdb_and_old_rpm_formats_are_errors() {
     let d = tempfile::tempdir().unwrap();
     let err = package::probe(&RootFs::new(d.path())).unwrap_err();
     assert!(
         err.message.starts_with("no package database under "),
         "{err}"
     );
-    write(d.path(), "/var/lib/rpm/rpmdb.sqlite", "SQLite format 3\0");
+    // Older rpm formats are named, never read as empty.
+    write(d.path(), "/usr/lib/sysimage/rpm/Packages", "\0\0\0\0");
     let err = package::probe(&RootFs::new(d.path())).unwrap_err();
     assert!(
         err.message
-            .contains("rpm sqlite database not supported yet"),
+            .contains("rpm Berkeley DB database (/usr/lib/sysimage/rpm/Packages) is not supported"),
         "{err}"
     );
+    write(d.path(), "/usr/lib/sysimage/rpm/Packages.db", "\0\0\0\0");
+    std::fs::remove_file(d.path().join("usr/lib/sysimage/rpm/Packages")).unwrap();
+    let err = package::probe(&RootFs::new(d.path())).unwrap_err();
+    assert!(err.message.contains("rpm ndb database"), "{err}");
+    // A sqlite file cut after its magic is a corrupt database.
+    write(d.path(), "/var/lib/rpm/rpmdb.sqlite", "SQLite format 3\0");
+    let err = package::probe(&RootFs::new(d.path())).unwrap_err();
+    assert!(err.message.starts_with("rpm database /"), "{err}");
     // With dpkg present, dpkg is read.
     write(d.path(), "/var/lib/dpkg/status", &status_file(3));
     let p = package::probe(&RootFs::new(d.path())).unwrap();

@@ -6,12 +6,19 @@ use hardend_policy::{FirewallCheck, ListenProto, ListeningCheck, ServiceCheck};
 
 use crate::Outcome;
 
-/// `package: { name, installed }` and the `package_installed` shorthand.
-pub(crate) fn eval_package(name: &str, installed: bool, facts: &Facts) -> Outcome {
-    let expected = if installed {
-        format!("{name} installed")
-    } else {
-        format!("{name} not installed")
+/// `package: { name, installed, min_version }` and the `package_installed`
+/// shorthand. `min_version` compares by the ordering of the database the
+/// package came from (dpkg's or rpm's).
+pub(crate) fn eval_package(
+    name: &str,
+    installed: bool,
+    min_version: Option<&str>,
+    facts: &Facts,
+) -> Outcome {
+    let expected = match (installed, min_version) {
+        (true, Some(min)) => format!("{name} installed, version >= {min}"),
+        (true, None) => format!("{name} installed"),
+        (false, _) => format!("{name} not installed"),
     };
     let db = match &facts.packages {
         None => return Outcome::not_collected(Some(expected)),
@@ -19,12 +26,20 @@ pub(crate) fn eval_package(name: &str, installed: bool, facts: &Facts) -> Outcom
         Some(Ok(db)) => db,
     };
     match db.installed.get(name) {
-        Some(p) => Outcome::verdict(
-            installed,
-            expected,
-            format!("installed {}", p.version),
-            vec![p.evidence.clone()],
-        ),
+        Some(p) => {
+            let new_enough = min_version
+                .is_none_or(|min| db.format.compare(&p.version, min) != std::cmp::Ordering::Less);
+            let actual = match min_version {
+                Some(_) => format!("installed {} ({} ordering)", p.version, db.format),
+                None => format!("installed {}", p.version),
+            };
+            Outcome::verdict(
+                installed && new_enough,
+                expected,
+                actual,
+                vec![p.evidence.clone()],
+            )
+        }
         None => Outcome::verdict(
             !installed,
             expected,
