@@ -3,7 +3,7 @@
 # TLS certificates first.
 if [ "$1" -eq 1 ]; then
     systemctl --no-reload enable hardend-collector.service >/dev/null 2>&1 || :
-    echo "hardend-collector is enabled but not started: issue its certificates"
-    echo "(see /etc/hardend-collector/collector.yaml), then: systemctl start hardend-collector"
+    echo "hardend-collector is enabled but not started: it needs its TLS certificates"
+    echo "first; /etc/hardend-collector/collector.yaml says how to make them."
 fi
 exit 0

@@ -230,9 +230,9 @@ fn collector_conffile_documents_every_default() {
     let path = packaging().join("collector.yaml");
     let shipped = std::fs::read_to_string(&path).expect("read collector.yaml");
     let tls = TlsConfig {
-        ca: "/etc/hardend-collector/pki/ca.pem".into(),
-        cert: "/etc/hardend-collector/pki/collector.pem".into(),
-        key: "/etc/hardend-collector/pki/collector.key".into(),
+        ca: "/etc/hardend-collector/ca.pem".into(),
+        cert: "/etc/hardend-collector/collector.pem".into(),
+        key: "/etc/hardend-collector/collector.key".into(),
     };
     let as_shipped = parse_config(&shipped, &path).expect("the shipped file parses");
     assert_eq!(as_shipped, CollectorConfig::with_tls(tls.clone()));
