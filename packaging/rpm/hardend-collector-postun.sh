@@ -6,4 +6,9 @@ if [ -d /run/systemd/system ]; then
         systemctl try-restart hardend-collector.service >/dev/null 2>&1 || :
     fi
 fi
+# On erase, /etc/hardend-collector goes when it is empty (an edited
+# configuration stays as collector.yaml.rpmsave, certificates stay too).
+if [ "$1" -eq 0 ]; then
+    rmdir /etc/hardend-collector >/dev/null 2>&1 || :
+fi
 exit 0

@@ -428,10 +428,26 @@ fn agent_deb_installs_upgrades_keeping_the_edited_conffile_and_purges_clean() {
     let Some(pkgs) = packages() else { return };
     let Some(copy) = debian_copy() else { return };
     let root = copy.path();
+    // The root has no journald: a journalctl that notes its arguments shows
+    // whether the maintainer scripts update the catalog when it is there.
+    let journalctl = root.join("usr/bin/journalctl");
+    std::fs::write(
+        &journalctl,
+        "#!/bin/sh\necho \"$*\" >> /var/log/journalctl-calls\n",
+    )
+    .expect("journalctl");
+    std::fs::set_permissions(&journalctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let calls_file = root.join("var/log/journalctl-calls");
+    let calls = || std::fs::read_to_string(&calls_file).unwrap_or_default();
     let before = tree(root);
 
     let deb = stage(root, &pkgs.agent_deb, "hardend.deb");
     dpkg(root, &["-i", &deb]);
+    assert_eq!(
+        calls(),
+        "--update-catalog\n",
+        "postinst updates the catalog"
+    );
 
     // The group of the local API, the files, the enabled unit.
     let group = group_line(root, "hardend").expect("postinst creates the group hardend");
@@ -575,8 +591,14 @@ fn agent_deb_installs_upgrades_keeping_the_edited_conffile_and_purges_clean() {
     assert!(dist.ends_with("# changed in 99.0.0-3\n"), "{dist}");
 
     // Remove keeps the configuration; purge removes everything.
+    let updates = calls().lines().count();
     dpkg(root, &["--remove", "hardend"]);
     assert!(!bin.exists(), "remove left the binary");
+    assert_eq!(
+        calls().lines().count(),
+        updates + 1,
+        "postrm updates the catalog"
+    );
     assert_eq!(
         std::fs::read_to_string(&conffile).expect("remove keeps the conffile"),
         edited
@@ -593,6 +615,7 @@ fn agent_deb_installs_upgrades_keeping_the_edited_conffile_and_purges_clean() {
         "purge leaves the group"
     );
     unstage(root, &["hardend.deb", "hardend-v2.deb", "hardend-v3.deb"]);
+    std::fs::remove_file(&calls_file).expect("remove the journalctl notes");
     let after = tree(root);
     let added: Vec<_> = after.difference(&before).collect();
     let removed: Vec<_> = before.difference(&after).collect();
@@ -859,4 +882,110 @@ fn scriptlet_body(scripts: &str, name: &str) -> String {
         "no {name} scriptlet in:\n{scripts}"
     );
     body
+}
+
+/// `rpm --root` on a copy of the Debian root runs the .rpm's scriptlets for
+/// real (with the root's sh, getent and groupadd): install, a reinstall that
+/// keeps the edited configuration file, and an erase that leaves only that
+/// edit (as .rpmsave) and the directories that other packages own on RHEL.
+#[test]
+fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
+    let Some(pkgs) = packages() else { return };
+    if !require("rpm (Debian's rpm package)", have_command("rpm")) {
+        return;
+    }
+    let Some(copy) = debian_copy() else { return };
+    let root = copy.path();
+    let before = tree(root);
+    let rpm = |args: &[&str]| -> String {
+        text(&run_ok(
+            Command::new("rpm")
+                .arg("--root")
+                .arg(root)
+                .args(args)
+                .arg(&pkgs.agent_rpm),
+        ))
+    };
+    run_ok(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
+    // --nodeps: the Debian root's libraries are not in the rpm database.
+    rpm(&["-i", "--nodeps"]);
+    assert!(
+        group_line(root, "hardend").is_some(),
+        "%pre creates the group hardend"
+    );
+    let policies_d = std::fs::metadata(root.join("etc/hardend/policies.d")).expect("policies.d");
+    assert_eq!(policies_d.permissions().mode() & 0o777, 0o750);
+    let files = run_ok(Command::new("rpm").arg("-qlp").arg(&pkgs.agent_rpm));
+    let files: Vec<String> = String::from_utf8_lossy(&files.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for file in &files {
+        assert!(
+            root.join(file.trim_start_matches('/')).is_file(),
+            "{file} is not installed"
+        );
+    }
+
+    let conffile = root.join("etc/hardend/hardend.yaml");
+    let mut edited = std::fs::read_to_string(&conffile).expect("conffile");
+    edited.push_str("journald: off   # edited by the operator\n");
+    std::fs::write(&conffile, &edited).expect("edit conffile");
+    rpm(&["--reinstall", "--nodeps"]);
+    assert_eq!(
+        std::fs::read_to_string(&conffile).expect("conffile"),
+        edited
+    );
+
+    run_ok(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["-e", "hardend"]),
+    );
+    for file in &files {
+        assert!(
+            !root.join(file.trim_start_matches('/')).exists(),
+            "erase left {file}"
+        );
+    }
+    let saved = root.join("etc/hardend/hardend.yaml.rpmsave");
+    assert_eq!(
+        std::fs::read_to_string(&saved).expect("the edit is kept as .rpmsave"),
+        edited
+    );
+    std::fs::remove_file(&saved).expect("remove .rpmsave");
+    std::fs::remove_dir(root.join("etc/hardend"))
+        .expect("only the .rpmsave was left in /etc/hardend");
+
+    // What stays: rpm's own database (Debian's rpm keeps it in /root/.rpmdb)
+    // and directories that belong to systemd, fish, zsh and bash-completion on
+    // RHEL, which this root lacks.
+    let shared = [
+        "root/.rpmdb",
+        "usr/lib/systemd/catalog",
+        "usr/share/fish",
+        "usr/share/zsh",
+        "usr/share/bash-completion",
+    ];
+    let after = tree(root);
+    let added: Vec<_> = after
+        .difference(&before)
+        .filter(|p| !shared.iter().any(|s| p.starts_with(s)))
+        .collect();
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "erase left {added:?} and took {removed:?}"
+    );
+    // Only directories stay among the shared paths.
+    for path in after.difference(&before) {
+        if !path.starts_with("root/.rpmdb") {
+            assert!(
+                root.join(path).is_dir(),
+                "erase left the file {}",
+                path.display()
+            );
+        }
+    }
 }
