@@ -399,20 +399,21 @@ fn next_release(deb: &Path, version: &str, conffile: &str, change_conffile: bool
     run_ok(Command::new("dpkg-deb").arg("-b").arg(&tree).arg(out));
 }
 
-fn group_line(root: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(root.join("etc/group"))
-        .expect("etc/group")
+/// The line of `name` in the root's `etc/group` or `etc/passwd` (`db`).
+fn account_line(root: &Path, db: &str, name: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(db))
+        .unwrap_or_else(|e| panic!("{db}: {e}"))
         .lines()
         .find(|l| l.split(':').next() == Some(name))
         .map(str::to_string)
 }
 
+fn group_line(root: &Path, name: &str) -> Option<String> {
+    account_line(root, "etc/group", name)
+}
+
 fn passwd_line(root: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(root.join("etc/passwd"))
-        .expect("etc/passwd")
-        .lines()
-        .find(|l| l.split(':').next() == Some(name))
-        .map(str::to_string)
+    account_line(root, "etc/passwd", name)
 }
 
 /// Removes what the test itself put into the root, so that after a purge the
