@@ -6,25 +6,13 @@
 
 mod daemon_support;
 
-use std::io::Write;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use daemon_support::{DaemonProcess, seq_kind_rule};
+use daemon_support::{
+    DaemonProcess, IP_FORWARD_POLICY, control_fifo, live_config, send, seq_kind_rule,
+};
 use hardend_tests::{have_command, is_root, program, require};
-
-const POLICY: &str = r#"
-policy:
-  id: live-drift
-  title: Live drift test
-  version: "1"
-rules:
-  - id: ip-forward-off
-    title: IPv4 forwarding is off
-    severity: critical
-    check:
-      sysctl: { key: net.ipv4.ip_forward, equals: 0 }
-"#;
 
 /// Runs in the new namespace: the initial assignments, then the daemon in
 /// the background, then one `sysctl -w` per `set KEY=VALUE` line read from
@@ -53,24 +41,8 @@ fn sysctl_w_in_a_network_namespace_alerts_within_a_second_and_back() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).expect("mkdir");
-    std::fs::write(policies.join("live.yaml"), POLICY).expect("policy");
-    let config = dir.path().join("hardend.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "root: /\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n",
-            policies.display(),
-            dir.path().join("state").display(),
-            dir.path().join("hardend.sock").display()
-        ),
-    )
-    .expect("config");
-    let control = dir.path().join("control");
-    let c_path = std::ffi::CString::new(control.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: mkfifo with a NUL-terminated path we own.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let config = live_config(dir.path(), IP_FORWARD_POLICY);
+    let control = control_fifo(dir.path());
 
     let mut cmd = Command::new("timeout");
     cmd.args(["60", "unshare", "-n", "--", "sh", "-c", SCRIPT, "sh"])
@@ -87,12 +59,7 @@ fn sysctl_w_in_a_network_namespace_alerts_within_a_second_and_back() {
     daemon.wait_notify("READY=1", Duration::from_secs(20));
     assert!(daemon.drift().is_empty(), "{:#?}", daemon.lines());
 
-    let set = |control: &mut std::fs::File, assignment: &str| {
-        writeln!(control, "set {assignment}").expect("write control");
-        control.flush().expect("flush");
-        Instant::now()
-    };
-    let at = set(&mut control, "net.ipv4.ip_forward=1");
+    let at = send(&mut control, "set net.ipv4.ip_forward=1");
     let alerts = daemon.wait_drift(1, Duration::from_secs(1));
     let latency = at.elapsed();
     assert_eq!(
@@ -104,7 +71,7 @@ fn sysctl_w_in_a_network_namespace_alerts_within_a_second_and_back() {
     assert_eq!(alerts[0]["PRIORITY"], "2");
     eprintln!("sysctl drift latency (including sysctl itself): {latency:?}");
 
-    set(&mut control, "net.ipv4.ip_forward=0");
+    send(&mut control, "set net.ipv4.ip_forward=0");
     let alerts = daemon.wait_drift(2, Duration::from_secs(1));
     assert_eq!(
         seq_kind_rule(&alerts[1..]),
@@ -112,7 +79,7 @@ fn sysctl_w_in_a_network_namespace_alerts_within_a_second_and_back() {
     );
     assert_eq!(alerts[1]["PRIORITY"], "6");
 
-    writeln!(control, "stop").expect("write control");
+    send(&mut control, "stop");
     drop(control);
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit {status}: {:#?}", daemon.lines());

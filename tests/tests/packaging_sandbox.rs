@@ -9,11 +9,12 @@
 mod daemon_support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_support::{DaemonProcess, seq_kind_rule};
+use daemon_support::{
+    DaemonProcess, IP_FORWARD_POLICY, control_fifo, live_config, send, seq_kind_rule,
+};
 use hardend_tests::{have_command, is_root, program, repo_root, require, shipped_policies};
 
 /// The `setpriv --bounding-set` argument for the unit's
@@ -159,19 +160,6 @@ fn check_under_the_units_capabilities_gives_the_unrestricted_verdicts() {
     );
 }
 
-const POLICY: &str = r#"
-policy:
-  id: sandbox-drift
-  title: Sandboxed drift test
-  version: "1"
-rules:
-  - id: ip-forward-off
-    title: IPv4 forwarding is off
-    severity: critical
-    check:
-      sysctl: { key: net.ipv4.ip_forward, equals: 0 }
-"#;
-
 /// Runs in the new network namespace: the daemon in the sandbox (its own
 /// mount namespace, /proc/sys read-only), and `sysctl -w` from outside that
 /// mount namespace for each `set KEY=VALUE` line of the control FIFO.
@@ -195,24 +183,8 @@ fn sandboxed_daemon_sees_sysctl_drift_through_read_only_proc_sys() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).expect("mkdir");
-    std::fs::write(policies.join("drift.yaml"), POLICY).expect("policy");
-    let config = dir.path().join("hardend.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "root: /\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n",
-            policies.display(),
-            dir.path().join("state").display(),
-            dir.path().join("hardend.sock").display()
-        ),
-    )
-    .expect("config");
-    let control = dir.path().join("control");
-    let c_path = std::ffi::CString::new(control.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: mkfifo with a NUL-terminated path we own.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let config = live_config(dir.path(), IP_FORWARD_POLICY);
+    let control = control_fifo(dir.path());
 
     let mut cmd = Command::new("timeout");
     cmd.args([
@@ -230,8 +202,7 @@ fn sandboxed_daemon_sees_sysctl_drift_through_read_only_proc_sys() {
     daemon.wait_notify("READY=1", Duration::from_secs(20));
     assert!(daemon.drift().is_empty(), "{:#?}", daemon.lines());
 
-    writeln!(control, "set net.ipv4.ip_forward=1").expect("write control");
-    control.flush().expect("flush");
+    send(&mut control, "set net.ipv4.ip_forward=1");
     let alerts = daemon.wait_drift(1, Duration::from_secs(2));
     assert_eq!(
         seq_kind_rule(&alerts),
@@ -239,15 +210,14 @@ fn sandboxed_daemon_sees_sysctl_drift_through_read_only_proc_sys() {
     );
     assert_eq!(alerts[0]["HARDEND_ACTUAL"], "1");
 
-    writeln!(control, "set net.ipv4.ip_forward=0").expect("write control");
-    control.flush().expect("flush");
+    send(&mut control, "set net.ipv4.ip_forward=0");
     let alerts = daemon.wait_drift(2, Duration::from_secs(2));
     assert_eq!(
         seq_kind_rule(&alerts[1..]),
         vec![(2, "passing".to_string(), "ip-forward-off".to_string())]
     );
 
-    writeln!(control, "stop").expect("write control");
+    send(&mut control, "stop");
     drop(control);
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit {status}: {:#?}", daemon.lines());

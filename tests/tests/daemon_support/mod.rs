@@ -218,3 +218,56 @@ pub fn wait_persisted(state_dir: &Path, n: u64, within: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A policy with one rule on a namespaced sysctl: IPv4 forwarding is off.
+pub const IP_FORWARD_POLICY: &str = r#"
+policy:
+  id: live-drift
+  title: Live drift test
+  version: "1"
+rules:
+  - id: ip-forward-off
+    title: IPv4 forwarding is off
+    severity: critical
+    check:
+      sysctl: { key: net.ipv4.ip_forward, equals: 0 }
+"#;
+
+/// Writes `policy` to `dir/policies/live.yaml` and a configuration for a
+/// daemon on the live host (`root: /`) with that policy, its state and
+/// socket in `dir` and alerts on stderr; returns the configuration's path.
+pub fn live_config(dir: &Path, policy: &str) -> std::path::PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).expect("mkdir policies");
+    std::fs::write(policies.join("live.yaml"), policy).expect("write the policy");
+    let config = dir.join("hardend.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "root: /\npolicies: [{}]\nstate_dir: {}\nsocket: {}\njournald: off\n",
+            policies.display(),
+            dir.join("state").display(),
+            dir.join("hardend.sock").display()
+        ),
+    )
+    .expect("write the configuration");
+    config
+}
+
+/// A FIFO at `dir/control` through which a test drives its namespace script
+/// (`set KEY=VALUE`, `stop`).
+pub fn control_fifo(dir: &Path) -> std::path::PathBuf {
+    let control = dir.join("control");
+    let c_path = std::ffi::CString::new(control.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    control
+}
+
+/// Writes one command line to the control FIFO; returns when it was sent.
+pub fn send(control: &mut std::fs::File, line: &str) -> Instant {
+    use std::io::Write;
+    writeln!(control, "{line}").expect("write the control FIFO");
+    control.flush().expect("flush the control FIFO");
+    Instant::now()
+}
