@@ -340,6 +340,21 @@ fn tree(root: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
+/// Asserts that `root` holds exactly the paths of `before`, but for new
+/// paths below one of `allowed`.
+fn assert_tree_unchanged(root: &Path, before: &BTreeSet<PathBuf>, allowed: &[&str]) {
+    let after = tree(root);
+    let added: Vec<_> = after
+        .difference(before)
+        .filter(|p| !allowed.iter().any(|a| p.starts_with(a)))
+        .collect();
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "the package left {added:?} and took {removed:?}"
+    );
+}
+
 /// A private copy of the debootstrapped root, with a policy-rc.d that keeps
 /// maintainer scripts from starting services, and the packages in /tmp.
 /// `None` when the fast subset was asked for and it cannot be had.
@@ -617,13 +632,7 @@ fn agent_deb_installs_upgrades_keeping_the_edited_conffile_and_purges_clean() {
     );
     unstage(root, &["hardend.deb", "hardend-v2.deb", "hardend-v3.deb"]);
     std::fs::remove_file(&calls_file).expect("remove the journalctl notes");
-    let after = tree(root);
-    let added: Vec<_> = after.difference(&before).collect();
-    let removed: Vec<_> = before.difference(&after).collect();
-    assert!(
-        added.is_empty() && removed.is_empty(),
-        "purge left {added:?} and took {removed:?}"
-    );
+    assert_tree_unchanged(root, &before, &[]);
 }
 
 #[test]
@@ -684,13 +693,7 @@ fn collector_deb_installs_enabled_not_started_and_purges_clean() {
         "purge leaves the group"
     );
     unstage(root, &["collector.deb"]);
-    let after = tree(root);
-    let added: Vec<_> = after.difference(&before).collect();
-    let removed: Vec<_> = before.difference(&after).collect();
-    assert!(
-        added.is_empty() && removed.is_empty(),
-        "purge left {added:?} and took {removed:?}"
-    );
+    assert_tree_unchanged(root, &before, &[]);
 }
 
 /// Every man page and completion hardend-dist writes is in exactly one of the
@@ -969,18 +972,9 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
         "usr/share/zsh",
         "usr/share/bash-completion",
     ];
-    let after = tree(root);
-    let added: Vec<_> = after
-        .difference(&before)
-        .filter(|p| !shared.iter().any(|s| p.starts_with(s)))
-        .collect();
-    let removed: Vec<_> = before.difference(&after).collect();
-    assert!(
-        added.is_empty() && removed.is_empty(),
-        "erase left {added:?} and took {removed:?}"
-    );
+    assert_tree_unchanged(root, &before, &shared);
     // Only directories stay among the shared paths.
-    for path in after.difference(&before) {
+    for path in tree(root).difference(&before) {
         if !path.starts_with("root/.rpmdb") {
             assert!(
                 root.join(path).is_dir(),
