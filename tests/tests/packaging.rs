@@ -171,7 +171,10 @@ fn uncomment(conffile: &str) -> String {
 
 #[test]
 fn agent_conffile_changes_nothing_and_documents_every_default() {
-    use hardend_policy::config::{AgentConfig, CollectorConfig, parse_config};
+    use hardend_policy::config::{
+        AgentConfig, CollectorConfig, DEFAULT_AGENT_METRICS_LISTEN,
+        DEFAULT_OUTBOX_MAX_DRIFT_EVENTS, MetricsConfig, parse_config,
+    };
     let path = packaging().join("hardend.yaml");
     let shipped = std::fs::read_to_string(&path).expect("read hardend.yaml");
     let as_shipped = parse_config(&shipped, &path).expect("the shipped file parses");
@@ -190,6 +193,7 @@ fn agent_conffile_changes_nothing_and_documents_every_default() {
         AgentConfig {
             collector: None,
             waivers: Vec::new(),
+            metrics: None,
             ..config.clone()
         },
         defaults,
@@ -202,9 +206,16 @@ fn agent_conffile_changes_nothing_and_documents_every_default() {
             ca: "/etc/hardend/ca.pem".into(),
             cert: "/etc/hardend/agent.pem".into(),
             key: "/etc/hardend/agent.key".into(),
+            outbox_max_drift_events: DEFAULT_OUTBOX_MAX_DRIFT_EVENTS,
         })
     );
     assert_eq!(config.waivers.len(), 1);
+    assert_eq!(
+        config.metrics,
+        Some(MetricsConfig {
+            listen: DEFAULT_AGENT_METRICS_LISTEN
+        })
+    );
     // Every top-level key of the configuration is documented.
     for key in [
         "root",
@@ -216,6 +227,7 @@ fn agent_conffile_changes_nothing_and_documents_every_default() {
         "deadlines",
         "collector",
         "waivers",
+        "metrics",
     ] {
         assert!(
             shipped.lines().any(|l| l.starts_with(&format!("#{key}:"))),
@@ -226,7 +238,9 @@ fn agent_conffile_changes_nothing_and_documents_every_default() {
 
 #[test]
 fn collector_conffile_documents_every_default() {
-    use hardend_collector::config::{CollectorConfig, TlsConfig, parse_config};
+    use hardend_collector::config::{
+        CollectorConfig, DEFAULT_METRICS_LISTEN, MetricsConfig, TlsConfig, parse_config,
+    };
     let path = packaging().join("collector.yaml");
     let shipped = std::fs::read_to_string(&path).expect("read collector.yaml");
     let tls = TlsConfig {
@@ -241,10 +255,22 @@ fn collector_conffile_documents_every_default() {
         .unwrap_or_else(|e| panic!("uncommented, the file must parse: {e:?}\n{enabled}"));
     assert_eq!(
         config,
-        CollectorConfig::with_tls(tls),
+        CollectorConfig {
+            metrics: Some(MetricsConfig {
+                listen: DEFAULT_METRICS_LISTEN
+            }),
+            ..CollectorConfig::with_tls(tls)
+        },
         "a commented value is not the default"
     );
-    for key in ["listen", "tls", "store", "deadlines", "max_message_bytes"] {
+    for key in [
+        "listen",
+        "tls",
+        "store",
+        "deadlines",
+        "max_message_bytes",
+        "metrics",
+    ] {
         assert!(
             shipped
                 .lines()
