@@ -150,7 +150,7 @@ pub struct Daemon {
     last_full_scan_at: Option<jiff::Timestamp>,
     drift_events: u64,
     view_tx: watch::Sender<Arc<AgentView>>,
-    drift_tx: broadcast::Sender<DriftEvent>,
+    drift_tx: broadcast::Sender<Arc<DriftEvent>>,
     commands_tx: mpsc::Sender<Command>,
     commands_rx: Option<mpsc::Receiver<Command>>,
     stats: Arc<CoreStats>,
@@ -409,6 +409,7 @@ impl Daemon {
         self.reconcile_watches();
         self.settle(events, true);
         self.snapshot();
+        crate::memory::release_free();
     }
 
     /// Hands the sinks that want one a snapshot of the view, with its own
@@ -656,7 +657,7 @@ impl Daemon {
                 "drift"
             );
             // No subscriber is not an error.
-            let _ = self.drift_tx.send(event.clone());
+            let _ = self.drift_tx.send(Arc::new(event.clone()));
         }
         self.save();
     }

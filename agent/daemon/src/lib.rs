@@ -11,6 +11,7 @@ pub mod convert;
 pub mod evaluator;
 pub mod event;
 pub mod journal;
+mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod push;

@@ -50,14 +50,7 @@ pub fn run(config_path: Option<&Path>) -> Result<(), DaemonError> {
     init_logging();
     let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
     let config = load_config_or_default(path).map_err(DaemonError::Config)?;
-    // glibc gives each thread that allocates an arena of its own (up to
-    // eight per core), and each arena keeps what was freed in it: two
-    // arenas bound the idle RSS of the runtime and probe threads.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt takes two integers; it runs before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
+    crate::memory::configure();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
@@ -157,6 +150,9 @@ async fn serve(config: AgentConfig, config_path: PathBuf) -> Result<(), DaemonEr
         let stop = stopped(stop_rx.clone());
         tokio::spawn(crate::push::run_push(options, outbox, shared, stop))
     });
+    // What start-up parsed and threw away (policies, the first full
+    // evaluation, the API's set-up) goes back to the kernel.
+    crate::memory::release_free();
     notify.ready(&daemon.status_line());
     tracing::info!(
         watched = daemon.watched_paths(),

@@ -60,7 +60,9 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub view: watch::Receiver<Arc<AgentView>>,
-    pub drift: broadcast::Sender<DriftEvent>,
+    /// Drift events as they happen. Shared (`Arc`) so that the channel's
+    /// preallocated slots stay small.
+    pub drift: broadcast::Sender<Arc<DriftEvent>>,
     pub commands: mpsc::Sender<Command>,
 }
 

@@ -213,7 +213,10 @@ async fn watch_drift_streams_events_in_order_and_filters_by_severity() {
         ),
     ];
     for event in &sent {
-        server.drift.send(event.clone()).expect("a subscriber");
+        server
+            .drift
+            .send(Arc::new(event.clone()))
+            .expect("a subscriber");
     }
     let got = take(&mut all, 5).await;
     assert_eq!(
@@ -236,12 +239,12 @@ async fn watch_drift_streams_events_in_order_and_filters_by_severity() {
     // Nothing else is queued for the filtered stream.
     server
         .drift
-        .send(drift(
+        .send(Arc::new(drift(
             16,
             "ssh-banner",
             Severity::Critical,
             DriftKind::Error,
-        ))
+        )))
         .expect("send");
     assert_eq!(take(&mut high, 1).await[0].event.seq, 16);
     server.stop().await.expect("clean stop");
@@ -306,7 +309,12 @@ async fn watch_drift_tells_a_lagging_client_how_much_it_missed() {
     for seq in 0..20 {
         server
             .drift
-            .send(drift(seq, "ssh-banner", Severity::Low, DriftKind::Failing))
+            .send(Arc::new(drift(
+                seq,
+                "ssh-banner",
+                Severity::Low,
+                DriftKind::Failing,
+            )))
             .expect("send");
     }
     let status = tokio::time::timeout(Duration::from_secs(5), stream.message())
@@ -377,30 +385,30 @@ async fn the_watch_client_prints_lines_and_json() {
         assert_eq!(server.drift.receiver_count(), 1, "the watcher subscribed");
         server
             .drift
-            .send(drift(
+            .send(Arc::new(drift(
                 1,
                 "ssh-x11-forwarding-disabled",
                 Severity::Low,
                 DriftKind::Failing,
-            ))
+            )))
             .expect("send");
         server
             .drift
-            .send(drift(
+            .send(Arc::new(drift(
                 2,
                 "ssh-password-auth-disabled",
                 Severity::Critical,
                 DriftKind::Failing,
-            ))
+            )))
             .expect("send");
         server
             .drift
-            .send(drift(
+            .send(Arc::new(drift(
                 3,
                 "ssh-password-auth-disabled",
                 Severity::Critical,
                 DriftKind::Passing,
-            ))
+            )))
             .expect("send");
         // Each event is flushed as it arrives: both lines appear while the
         // watcher still runs.

@@ -200,7 +200,10 @@ fn cached<T>(
 /// The installed packages: (name, architecture) -> (version, evidence).
 fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesError> {
     let status = match cached(fs, &STATUS, DPKG_STATUS, |b| {
-        package::parse_dpkg_status(b, DPKG_STATUS)
+        // Kept in the cache: no room to grow.
+        let mut records = package::parse_dpkg_status(b, DPKG_STATUS);
+        records.shrink_to_fit();
+        records
     }) {
         Ok(s) => s,
         Err(e) if is_absent(&e) => return Err(PatchesError::NoDpkg),
@@ -496,6 +499,12 @@ pub fn parse_packages(data: &[u8]) -> PackageList {
         }
     }
     finish(&mut name, &mut version, &mut arch);
+    // The list stays cached while the daemon runs: most names have one
+    // entry, and a vector grown by a push holds room for four.
+    for entries in list.by_name.values_mut() {
+        entries.shrink_to_fit();
+    }
+    list.by_name.shrink_to_fit();
     list
 }
 
@@ -558,5 +567,18 @@ mod tests {
         assert_eq!(openssl[1].architecture, "i386");
         assert!(!list.by_name.contains_key("broken"));
         assert_eq!(list.by_name["tzdata"][0].architecture, "all");
+    }
+
+    #[test]
+    fn parsed_lists_keep_no_spare_room() {
+        // Parsed lists stay cached for the daemon's lifetime.
+        let list = parse_packages(
+            b"Package: a\nVersion: 1\nArchitecture: amd64\n\nPackage: b\nVersion: 1\nArchitecture: all\n\nPackage: b\nVersion: 2\nArchitecture: i386\n",
+        );
+        assert_eq!(list.by_name.len(), 2);
+        for (name, entries) in &list.by_name {
+            assert_eq!(entries.capacity(), entries.len(), "{name}");
+        }
+        assert_eq!(list.by_name["b"].len(), 2);
     }
 }

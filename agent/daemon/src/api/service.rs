@@ -136,7 +136,7 @@ impl pb::agent_server::Agent for AgentService {
 async fn forward(
     // Held until the stream ends, freeing its place.
     _permit: OwnedSemaphorePermit,
-    mut events: broadcast::Receiver<crate::DriftEvent>,
+    mut events: broadcast::Receiver<Arc<crate::DriftEvent>>,
     view: watch::Receiver<Arc<AgentView>>,
     min: Severity,
     tx: mpsc::Sender<Result<pb::DriftEvent, Status>>,

@@ -120,7 +120,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub view: watch::Sender<Arc<AgentView>>,
-    pub drift: broadcast::Sender<DriftEvent>,
+    pub drift: broadcast::Sender<Arc<DriftEvent>>,
     /// The core's side of the command channel; `None` once taken.
     pub commands: Option<mpsc::Receiver<Command>>,
     stop: Option<oneshot::Sender<()>>,
