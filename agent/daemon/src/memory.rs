@@ -3,7 +3,8 @@
 //! after the evaluations that allocate the most.
 
 /// Sets glibc's malloc up for a small long-running daemon. Call it before
-/// any thread starts.
+/// any thread starts: the arena limit counts only for threads that
+/// allocate afterwards.
 pub(crate) fn configure() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt takes two integers and changes only malloc's

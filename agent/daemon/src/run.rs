@@ -47,10 +47,11 @@ pub enum DaemonError {
 /// `/etc/hardend/hardend.yaml`; a missing file means the defaults. Returns
 /// an error only for fatal start-up problems.
 pub fn run(config_path: Option<&Path>) -> Result<(), DaemonError> {
+    // First of all: the YAML parser already runs on a thread of its own.
+    crate::memory::configure();
     init_logging();
     let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
     let config = load_config_or_default(path).map_err(DaemonError::Config)?;
-    crate::memory::configure();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
