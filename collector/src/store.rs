@@ -4,6 +4,7 @@
 //! queued messages of all connections together.
 
 mod backend;
+mod bulk;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -861,13 +861,38 @@ async fn shared_database(db: &Db) {
             .expect("resend"),
         Stored::Duplicate
     );
+    // Many events at once reach the other collector, each once, in order.
+    let mut pending = Vec::new();
+    for seq in 2..=301u64 {
+        let rule = format!("r{}", seq % 100);
+        let event = drift(seq, T0, result("base", &rule, Severity::Low, Status::Fail));
+        pending.push(
+            first
+                .queue_drift("edge-1", &event, now)
+                .await
+                .expect("queue"),
+        );
+    }
+    for p in pending {
+        assert_eq!(p.stored().await.expect("stored"), Stored::New);
+    }
+    let mut relayed = Vec::new();
+    while relayed.len() < 300 {
+        let seen = tokio::time::timeout(Duration::from_secs(5), watch.recv())
+            .await
+            .expect("the other collector streams them within 5 s")
+            .expect("an event");
+        assert_eq!(seen.hostname, "edge-1");
+        relayed.push(seen.seq);
+    }
+    assert_eq!(relayed, (2..=301).collect::<Vec<u64>>());
     assert_eq!(
         second
             .list_findings(&all(), now)
             .await
             .expect("findings")
             .len(),
-        1
+        101
     );
 }
 
@@ -957,6 +982,372 @@ async fn batched(db: &Db) {
     assert_eq!(host.host.expect("summary").last_seq, 60);
 }
 
+/// What `get_host` shows of a result, to compare with what was sent.
+fn shown(
+    f: &hardend_proto::Finding,
+) -> (
+    String,
+    String,
+    String,
+    i32,
+    i32,
+    Option<String>,
+    Option<String>,
+    usize,
+) {
+    (
+        f.policy.clone(),
+        f.rule.clone(),
+        f.title.clone(),
+        f.severity,
+        f.status,
+        f.expected.clone(),
+        f.actual.clone(),
+        f.evidence.len(),
+    )
+}
+
+fn sent(
+    r: &RuleResult,
+) -> (
+    String,
+    String,
+    String,
+    i32,
+    i32,
+    Option<String>,
+    Option<String>,
+    usize,
+) {
+    (
+        r.policy.clone(),
+        r.rule.clone(),
+        r.title.clone(),
+        r.severity,
+        r.status,
+        r.expected.clone(),
+        r.actual.clone(),
+        r.evidence.len(),
+    )
+}
+
+/// The host's latest results are exactly `results`.
+async fn assert_results(store: &Store, host: &str, results: &[RuleResult], now: Timestamp) {
+    let mut expected: Vec<_> = results.iter().map(sent).collect();
+    expected.sort();
+    let got = store
+        .get_host(host, now)
+        .await
+        .expect("get")
+        .expect("known");
+    let mut got: Vec<_> = got.results.iter().map(shown).collect();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "{host}: the latest results are the snapshot's"
+    );
+}
+
+/// A snapshot that changes some results, leaves others as they were,
+/// removes rules and adds one: the latest results are exactly the new
+/// snapshot's, findings of the unchanged failing rule stay open with their
+/// start, the removed failing rule's finding is resolved.
+async fn snapshot_changes_a_subset(db: &Db) {
+    let store = db.fresh("subset").await;
+    let now = ts("2026-01-01T02:00:00Z");
+    store.hello(&hello("s-1", 0), now).await.expect("hello");
+    let mut first = vec![
+        result("base", "same-fail", Severity::High, Status::Fail),
+        result("base", "same-pass", Severity::Low, Status::Pass),
+        result("base", "to-pass", Severity::Critical, Status::Fail),
+        result("base", "to-fail", Severity::Medium, Status::Pass),
+        result("base", "retitled", Severity::High, Status::Fail),
+        result("base", "gone-fail", Severity::High, Status::Fail),
+        result("base", "gone-pass", Severity::High, Status::Pass),
+    ];
+    for (i, r) in first.iter_mut().enumerate() {
+        r.evidence = vec![hardend_proto::Evidence {
+            path: format!("/etc/file-{i}"),
+            line: Some(i as u32),
+            text: Some(format!("line {i}")),
+        }];
+    }
+    store
+        .store_snapshot("s-1", &snapshot(1, T0, first.clone()), now)
+        .await
+        .expect("first");
+    assert_results(&store, "s-1", &first, now).await;
+    assert_eq!(
+        open_rules(&store.list_findings(&all(), now).await.expect("findings")),
+        [
+            "s-1:base/gone-fail",
+            "s-1:base/retitled",
+            "s-1:base/same-fail",
+            "s-1:base/to-pass"
+        ]
+    );
+
+    let at = "2026-01-01T00:30:00Z";
+    let mut second: Vec<RuleResult> = first[..5].to_vec();
+    second[2] = result("base", "to-pass", Severity::Critical, Status::Pass);
+    second[3] = result("base", "to-fail", Severity::Medium, Status::Fail);
+    second[4].title = "a new title".to_string();
+    second[4].severity = Severity::Critical as i32;
+    second.push(result("extra", "new", Severity::Low, Status::Fail));
+    store
+        .store_snapshot("s-1", &snapshot(2, at, second.clone()), now)
+        .await
+        .expect("second");
+    assert_results(&store, "s-1", &second, now).await;
+
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(
+        open_rules(&open),
+        [
+            "s-1:base/retitled",
+            "s-1:base/same-fail",
+            "s-1:base/to-fail",
+            "s-1:extra/new"
+        ]
+    );
+    let find = |rule: &str| open.iter().find(|f| f.rule == rule).expect(rule).clone();
+    assert_eq!(
+        find("same-fail").first_failed_at,
+        T0,
+        "unchanged: same finding"
+    );
+    assert_eq!(find("retitled").first_failed_at, T0);
+    assert_eq!(find("retitled").title, "a new title");
+    assert_eq!(find("retitled").severity, Severity::Critical as i32);
+    assert_eq!(find("to-fail").first_failed_at, at);
+    let everything = store
+        .list_findings(
+            &ListFindingsRequest {
+                include_resolved: true,
+                ..all()
+            },
+            now,
+        )
+        .await
+        .expect("all findings");
+    assert_eq!(everything.len(), 6, "four open, two resolved");
+    for rule in ["to-pass", "gone-fail"] {
+        let f = everything.iter().find(|f| f.rule == rule).expect(rule);
+        assert_eq!(f.resolved_at, at, "{rule} is resolved by the snapshot");
+    }
+    let summary = store.list_hosts(now).await.expect("hosts")[0]
+        .summary
+        .clone()
+        .expect("counts");
+    assert_eq!((summary.total, summary.pass, summary.fail), (6, 2, 4));
+
+    // The same snapshot again under a new seq changes nothing.
+    store
+        .store_snapshot(
+            "s-1",
+            &snapshot(3, "2026-01-01T00:40:00Z", second.clone()),
+            now,
+        )
+        .await
+        .expect("third");
+    assert_results(&store, "s-1", &second, now).await;
+    assert_eq!(
+        store
+            .list_findings(
+                &ListFindingsRequest {
+                    include_resolved: true,
+                    ..all()
+                },
+                now
+            )
+            .await
+            .expect("all findings")
+            .len(),
+        6
+    );
+
+    // A snapshot that drops every rule leaves nothing and resolves all.
+    store
+        .store_snapshot("s-1", &snapshot(4, "2026-01-01T00:50:00Z", vec![]), now)
+        .await
+        .expect("empty");
+    assert_results(&store, "s-1", &[], now).await;
+    assert!(
+        store
+            .list_findings(&all(), now)
+            .await
+            .expect("findings")
+            .is_empty()
+    );
+}
+
+/// A drift changes a rule between two identical snapshots: the second
+/// snapshot restores the rule (it differs from what the drift stored), and
+/// reopens its finding.
+async fn snapshot_after_drift(db: &Db) {
+    let store = db.fresh("after_drift").await;
+    let now = ts("2026-01-01T02:00:00Z");
+    store.hello(&hello("d-1", 0), now).await.expect("hello");
+    let results = vec![
+        result("base", "a", Severity::High, Status::Fail),
+        result("base", "b", Severity::High, Status::Pass),
+    ];
+    store
+        .store_snapshot("d-1", &snapshot(1, T0, results.clone()), now)
+        .await
+        .expect("first");
+    store
+        .store_drift(
+            "d-1",
+            &drift(
+                2,
+                "2026-01-01T00:10:00Z",
+                result("base", "a", Severity::High, Status::Pass),
+            ),
+            now,
+        )
+        .await
+        .expect("drift");
+    assert!(
+        store
+            .list_findings(&all(), now)
+            .await
+            .expect("findings")
+            .is_empty()
+    );
+    store
+        .store_snapshot(
+            "d-1",
+            &snapshot(3, "2026-01-01T00:20:00Z", results.clone()),
+            now,
+        )
+        .await
+        .expect("second");
+    assert_results(&store, "d-1", &results, now).await;
+    let open = store.list_findings(&all(), now).await.expect("findings");
+    assert_eq!(open_rules(&open), ["d-1:base/a"]);
+    assert_eq!(open[0].first_failed_at, "2026-01-01T00:20:00Z");
+}
+
+/// Snapshots of many hosts queued at once, several per host, are committed
+/// together in order per host: each host ends with its last snapshot's
+/// results, a rule failing, passing and failing again across its snapshots
+/// leaves one resolved and one open finding, a resend is a duplicate and a
+/// host that has not said Hello is refused without sinking the others.
+async fn snapshots_batched(db: &Db) {
+    let store = db.fresh("snapshots_batched").await;
+    let now = ts("2026-01-02T00:00:00Z");
+    let hosts: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+    for host in &hosts {
+        store.hello(&hello(host, 0), now).await.expect("hello");
+    }
+    let results = |host: usize, seq: u64| -> Vec<RuleResult> {
+        (0..30)
+            .map(|rule| {
+                // Rule 0 fails in odd snapshots; rule r > 0 fails when
+                // (host + rule + seq) % 5 == 0; the last snapshot drops
+                // rules 25 and up.
+                let fail = if rule == 0 {
+                    seq % 2 == 1
+                } else {
+                    (host + rule + seq as usize) % 5 == 0
+                };
+                let status = if fail { Status::Fail } else { Status::Pass };
+                result("base", &format!("r{rule:02}"), Severity::Medium, status)
+            })
+            .filter(|r| seq < 3 || r.rule.as_str() < "r25")
+            .collect()
+    };
+    let mut pending = Vec::new();
+    for seq in 1..=3u64 {
+        for (h, host) in hosts.iter().enumerate() {
+            let at = format!("2026-01-01T00:{:02}:00Z", seq * 10);
+            let snap = snapshot(seq, &at, results(h, seq));
+            pending.push((
+                Some(Stored::New),
+                store.queue_snapshot(host, &snap, now).await.expect("queue"),
+            ));
+            if seq == 2 && h == 3 {
+                pending.push((
+                    Some(Stored::Duplicate),
+                    store.queue_snapshot(host, &snap, now).await.expect("queue"),
+                ));
+                pending.push((
+                    None,
+                    store
+                        .queue_snapshot("ghost", &snap, now)
+                        .await
+                        .expect("queue"),
+                ));
+            }
+        }
+    }
+    for (expected, p) in pending {
+        match expected {
+            Some(expected) => assert_eq!(p.stored().await.expect("stored"), expected),
+            None => {
+                let err = p.stored().await.expect_err("unknown host");
+                assert!(matches!(err, StoreError::UnknownHost(_)), "{err}");
+            }
+        }
+    }
+    for (h, host) in hosts.iter().enumerate() {
+        assert_results(&store, host, &results(h, 3), now).await;
+        let findings = store
+            .list_findings(
+                &ListFindingsRequest {
+                    host: host.clone(),
+                    rule: "r00".into(),
+                    include_resolved: true,
+                    ..all()
+                },
+                now,
+            )
+            .await
+            .expect("findings");
+        let mut life: Vec<(String, String)> = findings
+            .iter()
+            .map(|f| (f.first_failed_at.clone(), f.resolved_at.clone()))
+            .collect();
+        life.sort();
+        assert_eq!(
+            life,
+            [
+                (
+                    "2026-01-01T00:10:00Z".to_string(),
+                    "2026-01-01T00:20:00Z".to_string()
+                ),
+                ("2026-01-01T00:30:00Z".to_string(), String::new()),
+            ],
+            "{host}: r00 failed, passed, failed again"
+        );
+        let open: Vec<String> = store
+            .list_findings(
+                &ListFindingsRequest {
+                    host: host.clone(),
+                    ..all()
+                },
+                now,
+            )
+            .await
+            .expect("findings")
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        let mut want: Vec<String> = results(h, 3)
+            .into_iter()
+            .filter(|r| r.status == Status::Fail as i32)
+            .map(|r| r.rule)
+            .collect();
+        let mut open = open;
+        open.sort();
+        want.sort();
+        assert_eq!(open, want, "{host}: open findings are the failing rules");
+    }
+    let hosts_now = store.list_hosts(now).await.expect("hosts");
+    assert!(hosts_now.iter().all(|h| h.last_seq == 3));
+}
+
 async fn suite(db: Db) {
     dedupe(&db).await;
     snapshot_replace(&db).await;
@@ -965,6 +1356,9 @@ async fn suite(db: Db) {
     filters(&db).await;
     shared_database(&db).await;
     batched(&db).await;
+    snapshot_changes_a_subset(&db).await;
+    snapshot_after_drift(&db).await;
+    snapshots_batched(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
-//! The SQL of the store, written once and compiled for each backend
-//! (SQLite and PostgreSQL accept the same statements here: `$N` parameters,
-//! `ON CONFLICT` upserts, partial unique indexes), plus PostgreSQL's
+//! The store's queries and write logic, written once and compiled for each
+//! backend (SQLite and PostgreSQL accept the same statements here: `$N`
+//! parameters, `ON CONFLICT` upserts, partial unique indexes; the bulk
+//! writes, whose SQL differs, are in `bulk`), plus PostgreSQL's
 //! LISTEN/NOTIFY drift listener.
 
 use super::{
@@ -14,11 +15,7 @@ use hardend_proto::{
 };
 use jiff::Timestamp;
 use prost::Message;
-use std::collections::HashMap;
-
-/// Rows per multi-row INSERT (9 parameters each, well under both backends'
-/// parameter limits).
-const ROWS_PER_INSERT: usize = 1000;
+use std::collections::{HashMap, HashSet};
 
 const FAIL: i64 = Status::Fail as i64;
 const ERROR: i64 = Status::Error as i64;
@@ -27,7 +24,7 @@ const ERROR: i64 = Status::Error as i64;
 /// cut-off, which are parameters $1..$5 (indexed by severity number).
 const OVERDUE: &str = "(f.resolved_ms IS NULL AND f.first_failed_ms < (CASE f.severity WHEN 4 THEN $5 WHEN 3 THEN $4 WHEN 2 THEN $3 WHEN 1 THEN $2 ELSE $1 END))";
 
-fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(super) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
 
@@ -58,9 +55,10 @@ fn u32_of(n: i64) -> u32 {
 }
 
 macro_rules! backend {
-    ($module:ident, $db:ty, $pool:ty, $conn:ty, $postgres:expr) => {
+    ($module:ident, $db:ty, $pool:ty, $conn:ty, $bulk:ident, $postgres:expr) => {
         pub(super) mod $module {
             use super::*;
+            use super::super::bulk::{self as cols, $bulk as bulk};
             use sqlx::{Connection, Row};
 
             type Pool = $pool;
@@ -100,37 +98,60 @@ macro_rules! backend {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 let mut i = 0;
                 while i < ops.len() {
-                    if matches!(ops[i], Op::Drift { .. }) {
-                        // The longest run of drift events that touch distinct
-                        // rules: their order does not matter to the latest
-                        // results or the findings, so they go in bulk.
-                        let mut keys: std::collections::HashSet<(&str, &str, &str)> =
-                            std::collections::HashSet::new();
-                        let mut j = i;
-                        while j < ops.len() && j - i < ROWS_PER_INSERT {
-                            let Op::Drift { host, row, .. } = ops[j] else {
-                                break;
-                            };
-                            if !keys.insert((host.as_str(), row.policy.as_str(), row.rule.as_str())) {
-                                break;
+                    match ops[i] {
+                        Op::Drift { .. } => {
+                            // The longest run of drift events that touch
+                            // distinct rules: their order does not matter to
+                            // the latest results or the findings, so they go
+                            // in bulk.
+                            let mut keys: HashSet<(&str, &str, &str)> = HashSet::new();
+                            let mut j = i;
+                            while j < ops.len() {
+                                let Op::Drift { host, row, .. } = ops[j] else {
+                                    break;
+                                };
+                                if !keys.insert((host, &row.policy, &row.rule)) {
+                                    break;
+                                }
+                                j += 1;
                             }
-                            j += 1;
+                            outcomes.extend(apply_drifts(&mut tx, &ops[i..j]).await?);
+                            i = j;
                         }
-                        outcomes.extend(apply_drifts(&mut tx, &ops[i..j]).await?);
-                        i = j;
-                    } else {
-                        match apply(&mut tx, ops[i]).await {
-                            Ok(outcome) => outcomes.push(Ok(outcome)),
-                            Err(StoreError::UnknownHost(host)) => {
-                                outcomes.push(Err(StoreError::UnknownHost(host)))
+                        Op::Snapshot { .. } => {
+                            let mut j = i;
+                            while j < ops.len() && matches!(ops[j], Op::Snapshot { .. }) {
+                                j += 1;
                             }
-                            Err(err) => return Err(err),
+                            outcomes.extend(apply_snapshot_run(&mut tx, &ops[i..j]).await?);
+                            i = j;
                         }
-                        i += 1;
+                        op => {
+                            match apply(&mut tx, op).await {
+                                Ok(outcome) => outcomes.push(Ok(outcome)),
+                                Err(StoreError::UnknownHost(host)) => {
+                                    outcomes.push(Err(StoreError::UnknownHost(host)))
+                                }
+                                Err(err) => return Err(err),
+                            }
+                            i += 1;
+                        }
                     }
                 }
                 tx.commit().await.map_err(q("commit"))?;
                 Ok(outcomes)
+            }
+
+            /// The hosts' stored (high-water mark, last seen), by host.
+            async fn marks(
+                conn: &mut Conn,
+                hosts: &[&str],
+            ) -> Result<HashMap<String, (i64, i64)>, StoreError> {
+                Ok(bulk::read_marks(conn, hosts)
+                    .await?
+                    .into_iter()
+                    .map(|(host, seq, seen)| (host, (seq, seen)))
+                    .collect())
             }
 
             /// Drift events on distinct (host, policy, rule), in bulk: the
@@ -141,45 +162,31 @@ macro_rules! backend {
                 conn: &mut Conn,
                 ops: &[&Op],
             ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-                let mut marks: HashMap<&str, (i64, i64, bool)> = HashMap::new();
+                let mut hosts: Vec<&str> = Vec::new();
                 {
-                    let mut hosts: Vec<&str> = Vec::new();
+                    let mut seen: HashSet<&str> = HashSet::new();
                     for op in ops {
                         if let Op::Drift { host, .. } = op
-                            && !hosts.contains(&host.as_str())
+                            && seen.insert(host)
                         {
-                            hosts.push(host.as_str());
-                        }
-                    }
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host IN (",
-                    );
-                    let mut list = b.separated(", ");
-                    for host in &hosts {
-                        list.push_bind(*host);
-                    }
-                    b.push(")");
-                    if $postgres {
-                        b.push(" FOR UPDATE");
-                    }
-                    let rows = b
-                        .build()
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map_err(q("read hosts' sequence numbers"))?;
-                    for row in rows {
-                        let host: String = row.try_get(0).map_err(q("read hosts' sequence numbers"))?;
-                        let seq: i64 = row.try_get(1).map_err(q("read hosts' sequence numbers"))?;
-                        let seen: i64 = row.try_get(2).map_err(q("read hosts' sequence numbers"))?;
-                        if let Some(name) = hosts.iter().find(|h| **h == host) {
-                            marks.insert(*name, (seq, seen, false));
+                            hosts.push(host);
                         }
                     }
                 }
+                // (mark, last seen, changed) per host.
+                let mut marks: HashMap<String, (i64, i64, bool)> = marks(conn, &hosts)
+                    .await?
+                    .into_iter()
+                    .map(|(host, (seq, seen))| (host, (seq, seen, false)))
+                    .collect();
                 let mut outcomes = Vec::with_capacity(ops.len());
-                let mut new: Vec<&Op> = Vec::with_capacity(ops.len());
+                let mut events = cols::DriftRows::default();
+                let mut results = cols::ResultRows::default();
+                let mut open = cols::FindingRows::default();
+                let mut resolve = cols::Keys::default();
+                let mut payloads: Vec<String> = Vec::new();
                 for op in ops {
-                    let Op::Drift { host, seq, at_ms, .. } = op else {
+                    let Op::Drift { host, seq, at_ms, kind, row, body, .. } = op else {
                         continue;
                     };
                     match marks.get_mut(host.as_str()) {
@@ -191,162 +198,157 @@ macro_rules! backend {
                             *mark = *seq;
                             *seen = (*seen).max(*at_ms);
                             *changed = true;
-                            new.push(op);
                             outcomes.push(Ok(Outcome::Stored(Stored::New)));
+                            events.push(host, *seq, *at_ms, *kind, row, body);
+                            results.push(host, row, *at_ms);
+                            if row.status == FAIL {
+                                open.push(host, row, row.first_failed_ms.unwrap_or(*at_ms));
+                            } else if resolves(row.status) {
+                                resolve.push(host, &row.policy, &row.rule, *at_ms);
+                            }
+                            if $postgres {
+                                payloads.push(format!("{seq}:{host}"));
+                            }
+                        }
+                    }
+                }
+                if events.host.is_empty() {
+                    return Ok(outcomes);
+                }
+                let mut advanced = cols::HostMarks::default();
+                for (host, (seq, seen, changed)) in &marks {
+                    if *changed {
+                        advanced.push(host, *seq, *seen, None);
+                    }
+                }
+                bulk::update_hosts(conn, &advanced).await?;
+                bulk::insert_drift_events(conn, &events).await?;
+                bulk::upsert_results(conn, &results).await?;
+                bulk::open_findings(conn, &open).await?;
+                bulk::resolve_findings(conn, &resolve).await?;
+                bulk::announce(conn, &payloads).await?;
+                Ok(outcomes)
+            }
+
+            /// A run of snapshots, in rounds: the first snapshot of every
+            /// host in the run, then the second, and so on, so that each
+            /// round touches distinct hosts and every host's snapshots keep
+            /// their order. Returns one outcome per snapshot, in order.
+            async fn apply_snapshot_run(
+                conn: &mut Conn,
+                ops: &[&Op],
+            ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+                let mut rounds: Vec<Vec<usize>> = Vec::new();
+                {
+                    let mut count: HashMap<&str, usize> = HashMap::new();
+                    for (i, op) in ops.iter().enumerate() {
+                        let Op::Snapshot { host, .. } = op else {
+                            continue;
+                        };
+                        let n = count.entry(host.as_str()).or_insert(0);
+                        if rounds.len() <= *n {
+                            rounds.push(Vec::new());
+                        }
+                        rounds[*n].push(i);
+                        *n += 1;
+                    }
+                }
+                let mut outcomes: Vec<Option<Result<Outcome, StoreError>>> =
+                    (0..ops.len()).map(|_| None).collect();
+                for round in rounds {
+                    let group: Vec<&Op> = round.iter().map(|&i| ops[i]).collect();
+                    let done = apply_snapshots(conn, &group).await?;
+                    for (i, outcome) in round.into_iter().zip(done) {
+                        outcomes[i] = Some(outcome);
+                    }
+                }
+                Ok(outcomes
+                    .into_iter()
+                    .map(|o| o.unwrap_or(Err(StoreError::Incomplete("a snapshot was not applied"))))
+                    .collect())
+            }
+
+            /// Snapshots of distinct hosts, in bulk. Each new one makes its
+            /// host's latest results exactly the snapshot's: only the rows
+            /// that differ from what is stored are written, the rules it no
+            /// longer reports are deleted, findings of rules that now fail
+            /// are opened and those of rules that no longer fail (or are
+            /// gone) resolved. Rows that did not change need no finding
+            /// work: an unchanged failing row already has its open finding
+            /// (it was opened when the row was written), an unchanged other
+            /// row has none.
+            async fn apply_snapshots(
+                conn: &mut Conn,
+                ops: &[&Op],
+            ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+                let hosts: Vec<&str> = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        Op::Snapshot { host, .. } => Some(host.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let marks = marks(conn, &hosts).await?;
+                let mut outcomes = Vec::with_capacity(ops.len());
+                let mut new: Vec<(&str, i64, &[ResultRow])> = Vec::with_capacity(ops.len());
+                let mut advanced = cols::HostMarks::default();
+                for op in ops {
+                    let Op::Snapshot { host, seq, at_ms, policies, rows } = op else {
+                        continue;
+                    };
+                    match marks.get(host.as_str()) {
+                        None => outcomes.push(Err(StoreError::UnknownHost(host.clone()))),
+                        Some((mark, _)) if *seq <= *mark => {
+                            outcomes.push(Ok(Outcome::Stored(Stored::Duplicate)))
+                        }
+                        Some(_) => {
+                            outcomes.push(Ok(Outcome::Stored(Stored::New)));
+                            advanced.push(host, *seq, *at_ms, Some(policies));
+                            new.push((host, *at_ms, rows));
                         }
                     }
                 }
                 if new.is_empty() {
                     return Ok(outcomes);
                 }
+                bulk::update_hosts(conn, &advanced).await?;
 
-                let changed: Vec<(&str, i64, i64)> = marks
+                let stored = bulk::read_results(conn, &advanced.host).await?;
+                let mut before: HashMap<(&str, &str, &str), &cols::StoredResult> = stored
                     .iter()
-                    .filter(|(_, (_, _, changed))| *changed)
-                    .map(|(host, (seq, seen, _))| (*host, *seq, *seen))
+                    .map(|s| ((s.host.as_str(), s.policy.as_str(), s.rule.as_str()), s))
                     .collect();
-                let mut b = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3 FROM (",
-                );
-                b.push_values(&changed, |mut t, (host, seq, seen)| {
-                    t.push_bind(*host).push_bind(*seq).push_bind(*seen);
-                });
-                b.push(") AS v WHERE hosts.host = v.column1");
-                b.build()
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(q("advance hosts' sequence numbers"))?;
-
-                let mut b = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) ",
-                );
-                b.push_values(&new, |mut t, op| {
-                    if let Op::Drift { host, seq, at_ms, kind, row, body, .. } = op {
-                        t.push_bind(host.as_str())
-                            .push_bind(*seq)
-                            .push_bind(*at_ms)
-                            .push_bind(*kind)
-                            .push_bind(row.policy.as_str())
-                            .push_bind(row.rule.as_str())
-                            .push_bind(row.severity)
-                            .push_bind(row.status)
-                            .push_bind(body.as_slice());
+                let mut results = cols::ResultRows::default();
+                let mut open = cols::FindingRows::default();
+                let mut resolve = cols::Keys::default();
+                let mut removed = cols::Keys::default();
+                let mut at_of: HashMap<&str, i64> = HashMap::with_capacity(new.len());
+                for (host, at_ms, rows) in &new {
+                    at_of.insert(host, *at_ms);
+                    for row in rows.iter() {
+                        let old = before.remove(&(*host, row.policy.as_str(), row.rule.as_str()));
+                        if old.is_some_and(|old| old.same_as(row)) {
+                            continue;
+                        }
+                        results.push(host, row, *at_ms);
+                        if row.status == FAIL {
+                            open.push(host, row, row.first_failed_ms.unwrap_or(*at_ms));
+                        } else if row.status != ERROR {
+                            resolve.push(host, &row.policy, &row.rule, *at_ms);
+                        }
                     }
-                });
-                b.push(
-                    " ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
-                     policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
-                     status = excluded.status, body = excluded.body",
-                );
-                b.build()
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(q("store drift events"))?;
-
-                let mut b = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
-                );
-                b.push_values(&new, |mut t, op| {
-                    if let Op::Drift { host, at_ms, row, .. } = op {
-                        t.push_bind(host.as_str())
-                            .push_bind(row.policy.as_str())
-                            .push_bind(row.rule.as_str())
-                            .push_bind(row.title.as_str())
-                            .push_bind(row.severity)
-                            .push_bind(row.status)
-                            .push_bind(row.first_failed_ms)
-                            .push_bind(*at_ms)
-                            .push_bind(row.body.as_slice());
-                    }
-                });
-                b.push(
-                    " ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
-                     severity = excluded.severity, status = excluded.status, \
-                     first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, body = excluded.body",
-                );
-                b.build()
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(q("store drift results"))?;
-
-                let failing: Vec<&&Op> = new
-                    .iter()
-                    .filter(|op| matches!(op, Op::Drift { row, .. } if row.status == FAIL))
-                    .collect();
-                if !failing.is_empty() {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
-                    );
-                    b.push_values(&failing, |mut t, op| {
-                        if let Op::Drift { host, at_ms, row, .. } = op {
-                            t.push_bind(host.as_str())
-                                .push_bind(row.policy.as_str())
-                                .push_bind(row.rule.as_str())
-                                .push_bind(row.title.as_str())
-                                .push_bind(row.severity)
-                                .push_bind(row.first_failed_ms.unwrap_or(*at_ms));
-                        }
-                    });
-                    b.push(
-                        " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
-                         DO UPDATE SET title = excluded.title, severity = excluded.severity",
-                    );
-                    b.build()
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("open findings"))?;
                 }
-                let passing: Vec<&&Op> = new
-                    .iter()
-                    .filter(|op| matches!(op, Op::Drift { row, .. } if resolves(row.status)))
-                    .collect();
-                if !passing.is_empty() {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE findings SET resolved_ms = v.column4 FROM (",
-                    );
-                    b.push_values(&passing, |mut t, op| {
-                        if let Op::Drift { host, at_ms, row, .. } = op {
-                            t.push_bind(host.as_str())
-                                .push_bind(row.policy.as_str())
-                                .push_bind(row.rule.as_str())
-                                .push_bind(*at_ms);
-                        }
-                    });
-                    b.push(
-                        ") AS v WHERE findings.host = v.column1 AND findings.policy = v.column2 \
-                         AND findings.rule = v.column3 AND findings.resolved_ms IS NULL",
-                    );
-                    b.build()
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("resolve findings"))?;
+                // What is left was stored but is not in the snapshot.
+                for ((host, policy, rule), _) in before {
+                    let at_ms = at_of.get(host).copied().unwrap_or_default();
+                    removed.push(host, policy, rule, at_ms);
+                    resolve.push(host, policy, rule, at_ms);
                 }
-                if $postgres {
-                    let mut b = sqlx::QueryBuilder::<$db>::new("SELECT pg_notify(");
-                    b.push_bind(DRIFT_CHANNEL);
-                    b.push(", v.column1) FROM (");
-                    b.push_values(&new, |mut t, op| {
-                        if let Op::Drift { host, seq, .. } = op {
-                            t.push_bind(format!("{seq}:{host}"));
-                        }
-                    });
-                    b.push(") AS v");
-                    b.build()
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("announce drift events"))?;
-                }
+                bulk::upsert_results(conn, &results).await?;
+                bulk::delete_results(conn, &removed).await?;
+                bulk::open_findings(conn, &open).await?;
+                bulk::resolve_findings(conn, &resolve).await?;
                 Ok(outcomes)
-            }
-
-            /// Whether the host has said Hello.
-            async fn known(conn: &mut Conn, host: &str) -> Result<bool, StoreError> {
-                let row = sqlx::query("SELECT host FROM hosts WHERE host = $1")
-                    .bind(host)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(q("look up a host"))?;
-                Ok(row.is_some())
             }
 
             async fn apply(conn: &mut Conn, op: &Op) -> Result<Outcome, StoreError> {
@@ -414,92 +416,10 @@ macro_rules! backend {
                         .await?
                         .pop()
                         .unwrap_or(Err(StoreError::WriterGone)),
-                    Op::Snapshot {
-                        host,
-                        seq,
-                        at_ms,
-                        policies,
-                        rows,
-                    } => {
-                        let done = sqlx::query(
-                            "UPDATE hosts SET last_seq = $2, last_seen_ms = $3, policies = $4 \
-                             WHERE host = $1 AND last_seq < $2",
-                        )
-                        .bind(host)
-                        .bind(*seq)
-                        .bind(*at_ms)
-                        .bind(policies)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("advance the sequence number"))?;
-                        if done.rows_affected() == 0 {
-                            return match known(conn, host).await? {
-                                true => Ok(Outcome::Stored(Stored::Duplicate)),
-                                false => Err(StoreError::UnknownHost(host.clone())),
-                            };
-                        }
-                        sqlx::query("DELETE FROM results WHERE host = $1")
-                            .bind(host)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(q("replace a host's results"))?;
-                        for chunk in rows.chunks(ROWS_PER_INSERT) {
-                            let mut b = sqlx::QueryBuilder::<$db>::new(
-                                "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
-                            );
-                            b.push_values(chunk, |mut t, row| {
-                                t.push_bind(host.as_str())
-                                    .push_bind(row.policy.as_str())
-                                    .push_bind(row.rule.as_str())
-                                    .push_bind(row.title.as_str())
-                                    .push_bind(row.severity)
-                                    .push_bind(row.status)
-                                    .push_bind(row.first_failed_ms)
-                                    .push_bind(*at_ms)
-                                    .push_bind(row.body.as_slice());
-                            });
-                            b.build()
-                                .execute(&mut *conn)
-                                .await
-                                .map_err(q("store a snapshot's results"))?;
-                        }
-                        let failing: Vec<&ResultRow> =
-                            rows.iter().filter(|r| r.status == FAIL).collect();
-                        for chunk in failing.chunks(ROWS_PER_INSERT) {
-                            let mut b = sqlx::QueryBuilder::<$db>::new(
-                                "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
-                            );
-                            b.push_values(chunk, |mut t, row| {
-                                t.push_bind(host.as_str())
-                                    .push_bind(row.policy.as_str())
-                                    .push_bind(row.rule.as_str())
-                                    .push_bind(row.title.as_str())
-                                    .push_bind(row.severity)
-                                    .push_bind(row.first_failed_ms.unwrap_or(*at_ms));
-                            });
-                            b.push(
-                                " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
-                                 DO UPDATE SET title = excluded.title, severity = excluded.severity",
-                            );
-                            b.build()
-                                .execute(&mut *conn)
-                                .await
-                                .map_err(q("open a snapshot's findings"))?;
-                        }
-                        sqlx::query(
-                            "UPDATE findings SET resolved_ms = $2 WHERE host = $1 AND resolved_ms IS NULL \
-                             AND NOT EXISTS (SELECT 1 FROM results r WHERE r.host = findings.host \
-                             AND r.policy = findings.policy AND r.rule = findings.rule AND r.status IN ($3, $4))",
-                        )
-                        .bind(host)
-                        .bind(*at_ms)
-                        .bind(FAIL)
-                        .bind(ERROR)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(q("resolve a snapshot's findings"))?;
-                        Ok(Outcome::Stored(Stored::New))
-                    }
+                    Op::Snapshot { .. } => apply_snapshots(conn, std::slice::from_ref(&op))
+                        .await?
+                        .pop()
+                        .unwrap_or(Err(StoreError::WriterGone)),
                 }
             }
 
@@ -831,26 +751,6 @@ macro_rules! backend {
                 Ok(out)
             }
 
-            /// One stored drift event, for the LISTEN/NOTIFY relay.
-            #[allow(dead_code)]
-            pub(crate) async fn drift_event(
-                pool: &Pool,
-                host: &str,
-                seq: i64,
-            ) -> Result<Option<DriftEvent>, StoreError> {
-                let row = sqlx::query("SELECT body FROM drift_events WHERE host = $1 AND seq = $2")
-                    .bind(host)
-                    .bind(seq)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(q("read a drift event"))?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let body: Vec<u8> = row.try_get(0).map_err(q("read a drift event"))?;
-                Ok(DriftEvent::decode(body.as_slice()).ok())
-            }
-
             #[allow(dead_code)]
             type Database = $db;
         }
@@ -862,6 +762,7 @@ backend!(
     sqlx::Sqlite,
     sqlx::SqlitePool,
     sqlx::SqliteConnection,
+    sqlite,
     false
 );
 backend!(
@@ -869,6 +770,7 @@ backend!(
     sqlx::Postgres,
     sqlx::PgPool,
     sqlx::PgConnection,
+    postgres,
     true
 );
 
@@ -877,12 +779,52 @@ pub(super) mod postgres {
 
     use super::super::Inner;
     pub(crate) use super::postgres_sql::*;
-    use super::{DRIFT_CHANNEL, StoreError, q};
-    use sqlx::PgPool;
+    use super::{DRIFT_CHANNEL, DriftEvent, StoreError, q};
+    use prost::Message;
     use sqlx::postgres::PgListener;
+    use sqlx::{PgPool, Row};
     use std::future::Future;
     use std::sync::Weak;
     use std::time::Duration;
+
+    /// How many announcements the relay reads back with one query at most.
+    const RELAY_BATCH: usize = 1024;
+
+    /// The (host, seq) of a `SEQ:HOST` announcement.
+    fn parse_announcement(payload: &str) -> Option<(String, i64)> {
+        let (seq, host) = payload.split_once(':')?;
+        Some((host.to_string(), seq.parse().ok()?))
+    }
+
+    /// The announced drift events that are stored, in the order announced,
+    /// with `hostname` set.
+    async fn announced_events(
+        pool: &PgPool,
+        announced: &[(String, i64)],
+    ) -> Result<Vec<DriftEvent>, StoreError> {
+        let e = "read announced drift events";
+        let hosts: Vec<&str> = announced.iter().map(|(h, _)| h.as_str()).collect();
+        let seqs: Vec<i64> = announced.iter().map(|(_, s)| *s).collect();
+        let rows = sqlx::query(
+            "SELECT d.body, v.host FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS v(host, seq, n) \
+             JOIN drift_events d ON d.host = v.host AND d.seq = v.seq ORDER BY v.n",
+        )
+        .bind(&hosts)
+        .bind(&seqs)
+        .fetch_all(pool)
+        .await
+        .map_err(q(e))?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let body: Vec<u8> = row.try_get(0).map_err(q(e))?;
+            let host: String = row.try_get(1).map_err(q(e))?;
+            if let Ok(mut event) = DriftEvent::decode(body.as_slice()) {
+                event.hostname = host;
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
 
     /// Starts listening on the drift channel and returns the relay task:
     /// every announced (host, seq) is read back and sent to `drift`, so all
@@ -923,23 +865,26 @@ pub(super) mod postgres {
                         continue;
                     }
                 };
-                let Some((seq, host)) = notification.payload().split_once(':') else {
-                    continue;
-                };
-                let Ok(seq) = seq.parse::<i64>() else {
-                    continue;
-                };
-                match drift_event(&pool, host, seq).await {
-                    Ok(Some(mut event)) => {
-                        event.hostname = host.to_string();
+                // Whatever else has arrived is read back with it, in one query.
+                let mut announced = Vec::with_capacity(64);
+                announced.extend(parse_announcement(notification.payload()));
+                while announced.len() < RELAY_BATCH {
+                    let Some(more) = listener.next_buffered() else {
+                        break;
+                    };
+                    announced.extend(parse_announcement(more.payload()));
+                }
+                match announced_events(&pool, &announced).await {
+                    Ok(events) => {
                         let Some(inner) = store.upgrade() else {
                             return;
                         };
-                        let _ = inner.drift.send(event);
+                        for event in events {
+                            let _ = inner.drift.send(event);
+                        }
                     }
-                    Ok(None) => {}
                     Err(err) => {
-                        tracing::warn!(error = %err, "cannot read an announced drift event")
+                        tracing::warn!(error = %err, "cannot read announced drift events")
                     }
                 }
             }

@@ -1,0 +1,648 @@
+//! The store's set-based writes and the reads they need, one implementation
+//! per backend behind the same signatures: many rows per statement, and
+//! statements whose text does not depend on the row count, so that they are
+//! prepared once per connection. SQLite takes multi-row `VALUES` in a few
+//! fixed sizes (bound parameters, well under its variable limit); PostgreSQL
+//! takes one statement over `UNNEST` of array parameters, whatever the
+//! number of rows.
+
+use std::ops::Range;
+
+use super::ResultRow;
+use super::StoreError;
+use super::backend::q;
+
+/// One row of `results` as stored, read back to compare with a snapshot:
+/// its key, and what decides whether a new row differs (the title,
+/// severity and status are in the body too).
+#[derive(Debug)]
+pub(super) struct StoredResult {
+    pub host: String,
+    pub policy: String,
+    pub rule: String,
+    pub first_failed_ms: Option<i64>,
+    pub body: Vec<u8>,
+}
+
+impl StoredResult {
+    /// Whether writing `row` would store exactly what is there already
+    /// (the time of the write aside). A row's title, severity and status
+    /// are its body's (`result_row` derives all from one `RuleResult`), so
+    /// comparing the body compares them.
+    pub fn same_as(&self, row: &ResultRow) -> bool {
+        self.first_failed_ms == row.first_failed_ms && self.body == row.body
+    }
+}
+
+/// Hosts' new high-water marks (and, for a snapshot, their policies).
+#[derive(Debug, Default)]
+pub(super) struct HostMarks<'a> {
+    pub host: Vec<&'a str>,
+    pub seq: Vec<i64>,
+    pub seen_ms: Vec<i64>,
+    /// `None` keeps the stored policies.
+    pub policies: Vec<Option<&'a str>>,
+}
+
+impl<'a> HostMarks<'a> {
+    pub fn push(&mut self, host: &'a str, seq: i64, seen_ms: i64, policies: Option<&'a str>) {
+        self.host.push(host);
+        self.seq.push(seq);
+        self.seen_ms.push(seen_ms);
+        self.policies.push(policies);
+    }
+}
+
+/// Rows of `drift_events`.
+#[derive(Debug, Default)]
+pub(super) struct DriftRows<'a> {
+    pub host: Vec<&'a str>,
+    pub seq: Vec<i64>,
+    pub at_ms: Vec<i64>,
+    pub kind: Vec<i64>,
+    pub policy: Vec<&'a str>,
+    pub rule: Vec<&'a str>,
+    pub severity: Vec<i64>,
+    pub status: Vec<i64>,
+    pub body: Vec<&'a [u8]>,
+}
+
+impl<'a> DriftRows<'a> {
+    pub fn push(
+        &mut self,
+        host: &'a str,
+        seq: i64,
+        at_ms: i64,
+        kind: i64,
+        row: &'a ResultRow,
+        body: &'a [u8],
+    ) {
+        self.host.push(host);
+        self.seq.push(seq);
+        self.at_ms.push(at_ms);
+        self.kind.push(kind);
+        self.policy.push(&row.policy);
+        self.rule.push(&row.rule);
+        self.severity.push(row.severity);
+        self.status.push(row.status);
+        self.body.push(body);
+    }
+}
+
+/// Rows of `results`.
+#[derive(Debug, Default)]
+pub(super) struct ResultRows<'a> {
+    pub host: Vec<&'a str>,
+    pub policy: Vec<&'a str>,
+    pub rule: Vec<&'a str>,
+    pub title: Vec<&'a str>,
+    pub severity: Vec<i64>,
+    pub status: Vec<i64>,
+    pub first_failed_ms: Vec<Option<i64>>,
+    pub updated_ms: Vec<i64>,
+    pub body: Vec<&'a [u8]>,
+}
+
+impl<'a> ResultRows<'a> {
+    pub fn push(&mut self, host: &'a str, row: &'a ResultRow, updated_ms: i64) {
+        self.host.push(host);
+        self.policy.push(&row.policy);
+        self.rule.push(&row.rule);
+        self.title.push(&row.title);
+        self.severity.push(row.severity);
+        self.status.push(row.status);
+        self.first_failed_ms.push(row.first_failed_ms);
+        self.updated_ms.push(updated_ms);
+        self.body.push(&row.body);
+    }
+}
+
+/// Findings to open (or, when one is open already, to retitle).
+#[derive(Debug, Default)]
+pub(super) struct FindingRows<'a> {
+    pub host: Vec<&'a str>,
+    pub policy: Vec<&'a str>,
+    pub rule: Vec<&'a str>,
+    pub title: Vec<&'a str>,
+    pub severity: Vec<i64>,
+    pub first_failed_ms: Vec<i64>,
+}
+
+impl<'a> FindingRows<'a> {
+    pub fn push(&mut self, host: &'a str, row: &'a ResultRow, first_failed_ms: i64) {
+        self.host.push(host);
+        self.policy.push(&row.policy);
+        self.rule.push(&row.rule);
+        self.title.push(&row.title);
+        self.severity.push(row.severity);
+        self.first_failed_ms.push(first_failed_ms);
+    }
+}
+
+/// (host, policy, rule) keys with a time: findings to resolve at that time,
+/// or results to delete (the time unused).
+#[derive(Debug, Default)]
+pub(super) struct Keys<'a> {
+    pub host: Vec<&'a str>,
+    pub policy: Vec<&'a str>,
+    pub rule: Vec<&'a str>,
+    pub at_ms: Vec<i64>,
+}
+
+impl<'a> Keys<'a> {
+    pub fn push(&mut self, host: &'a str, policy: &'a str, rule: &'a str, at_ms: i64) {
+        self.host.push(host);
+        self.policy.push(policy);
+        self.rule.push(rule);
+        self.at_ms.push(at_ms);
+    }
+}
+
+/// A `results` row selected as `host, policy, rule, first_failed_ms, body`.
+fn stored_result<'r, R>(row: &'r R) -> Result<StoredResult, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredResult {
+        host: row.try_get(0)?,
+        policy: row.try_get(1)?,
+        rule: row.try_get(2)?,
+        first_failed_ms: row.try_get(3)?,
+        body: row.try_get(4)?,
+    })
+}
+
+/// The statement sizes (rows) SQLite's multi-row writes are cut into: few
+/// enough distinct texts to stay prepared, large enough to amortise a
+/// statement; at 9 parameters a row the largest binds 4,608 parameters,
+/// far below SQLite's limit of 32,766.
+const SQLITE_SIZES: [usize; 5] = [512, 128, 32, 8, 1];
+
+/// Cuts `0..n` into ranges of the sizes above, largest first.
+fn sqlite_chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        let size = SQLITE_SIZES.iter().copied().find(|s| *s <= left)?;
+        let range = start..start + size;
+        start += size;
+        Some(range)
+    })
+}
+
+pub(super) mod sqlite {
+    use super::*;
+    use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+    /// The host, high-water mark and last-seen time of each known host.
+    pub(crate) async fn read_marks(
+        conn: &mut SqliteConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let e = "read hosts' sequence numbers";
+        let mut out = Vec::with_capacity(hosts.len());
+        for r in sqlite_chunks(hosts.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host IN (",
+            );
+            let mut list = b.separated(", ");
+            for host in &hosts[r] {
+                list.push_bind(*host);
+            }
+            b.push(")");
+            for row in b.build().fetch_all(&mut *conn).await.map_err(q(e))? {
+                out.push((
+                    row.try_get(0).map_err(q(e))?,
+                    row.try_get(1).map_err(q(e))?,
+                    row.try_get(2).map_err(q(e))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn update_hosts(
+        conn: &mut SqliteConnection,
+        m: &HostMarks<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(m.host.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3, \
+                 policies = COALESCE(v.column4, hosts.policies) FROM (",
+            );
+            b.push_values(r, |mut t, i| {
+                t.push_bind(m.host[i])
+                    .push_bind(m.seq[i])
+                    .push_bind(m.seen_ms[i])
+                    .push_bind(m.policies[i]);
+            });
+            b.push(") AS v WHERE hosts.host = v.column1");
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("advance hosts' sequence numbers"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn insert_drift_events(
+        conn: &mut SqliteConnection,
+        d: &DriftRows<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(d.host.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) ",
+            );
+            b.push_values(r, |mut t, i| {
+                t.push_bind(d.host[i])
+                    .push_bind(d.seq[i])
+                    .push_bind(d.at_ms[i])
+                    .push_bind(d.kind[i])
+                    .push_bind(d.policy[i])
+                    .push_bind(d.rule[i])
+                    .push_bind(d.severity[i])
+                    .push_bind(d.status[i])
+                    .push_bind(d.body[i]);
+            });
+            b.push(
+                " ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
+                 policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
+                 status = excluded.status, body = excluded.body",
+            );
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("store drift events"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn upsert_results(
+        conn: &mut SqliteConnection,
+        rows: &ResultRows<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(rows.host.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
+            );
+            b.push_values(r, |mut t, i| {
+                t.push_bind(rows.host[i])
+                    .push_bind(rows.policy[i])
+                    .push_bind(rows.rule[i])
+                    .push_bind(rows.title[i])
+                    .push_bind(rows.severity[i])
+                    .push_bind(rows.status[i])
+                    .push_bind(rows.first_failed_ms[i])
+                    .push_bind(rows.updated_ms[i])
+                    .push_bind(rows.body[i]);
+            });
+            b.push(
+                " ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
+                 severity = excluded.severity, status = excluded.status, \
+                 first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, \
+                 body = excluded.body",
+            );
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("store results"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete_results(
+        conn: &mut SqliteConnection,
+        keys: &Keys<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(keys.host.len()) {
+            let mut b =
+                QueryBuilder::<Sqlite>::new("DELETE FROM results WHERE (host, policy, rule) IN (");
+            b.push_values(r, |mut t, i| {
+                t.push_bind(keys.host[i])
+                    .push_bind(keys.policy[i])
+                    .push_bind(keys.rule[i]);
+            });
+            b.push(")");
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("delete removed results"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn open_findings(
+        conn: &mut SqliteConnection,
+        f: &FindingRows<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(f.host.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
+            );
+            b.push_values(r, |mut t, i| {
+                t.push_bind(f.host[i])
+                    .push_bind(f.policy[i])
+                    .push_bind(f.rule[i])
+                    .push_bind(f.title[i])
+                    .push_bind(f.severity[i])
+                    .push_bind(f.first_failed_ms[i]);
+            });
+            b.push(
+                " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
+                 DO UPDATE SET title = excluded.title, severity = excluded.severity",
+            );
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("open findings"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn resolve_findings(
+        conn: &mut SqliteConnection,
+        keys: &Keys<'_>,
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(keys.host.len()) {
+            let mut b =
+                QueryBuilder::<Sqlite>::new("UPDATE findings SET resolved_ms = v.column4 FROM (");
+            b.push_values(r, |mut t, i| {
+                t.push_bind(keys.host[i])
+                    .push_bind(keys.policy[i])
+                    .push_bind(keys.rule[i])
+                    .push_bind(keys.at_ms[i]);
+            });
+            b.push(
+                ") AS v WHERE findings.host = v.column1 AND findings.policy = v.column2 \
+                 AND findings.rule = v.column3 AND findings.resolved_ms IS NULL",
+            );
+            b.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(q("resolve findings"))?;
+        }
+        Ok(())
+    }
+
+    /// Every stored result of `hosts`.
+    pub(crate) async fn read_results(
+        conn: &mut SqliteConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<StoredResult>, StoreError> {
+        let mut out = Vec::new();
+        for r in sqlite_chunks(hosts.len()) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "SELECT host, policy, rule, first_failed_ms, body \
+                 FROM results WHERE host IN (",
+            );
+            let mut list = b.separated(", ");
+            for host in &hosts[r] {
+                list.push_bind(*host);
+            }
+            b.push(")");
+            let rows = b
+                .build()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(q("read hosts' results"))?;
+            for row in rows {
+                out.push(stored_result(&row).map_err(q("read hosts' results"))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// SQLite has one collector: the writer publishes stored drift events
+    /// in process, so there is nothing to announce.
+    pub(crate) async fn announce(
+        _conn: &mut SqliteConnection,
+        _payloads: &[String],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+pub(super) mod postgres {
+    use super::*;
+    use sqlx::{PgConnection, Row};
+
+    /// The host, high-water mark and last-seen time of each known host,
+    /// locked (in name order, so that collectors sharing the database do not
+    /// deadlock) until the transaction ends.
+    pub(crate) async fn read_marks(
+        conn: &mut PgConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let e = "read hosts' sequence numbers";
+        let rows = sqlx::query(
+            "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host = ANY($1) \
+             ORDER BY host FOR UPDATE",
+        )
+        .bind(hosts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(q(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0).map_err(q(e))?,
+                    row.try_get(1).map_err(q(e))?,
+                    row.try_get(2).map_err(q(e))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn update_hosts(
+        conn: &mut PgConnection,
+        m: &HostMarks<'_>,
+    ) -> Result<(), StoreError> {
+        if m.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE hosts SET last_seq = v.seq, last_seen_ms = v.seen, \
+             policies = COALESCE(v.policies, hosts.policies) \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(host, seq, seen, policies) \
+             WHERE hosts.host = v.host",
+        )
+        .bind(&m.host)
+        .bind(&m.seq)
+        .bind(&m.seen_ms)
+        .bind(&m.policies)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("advance hosts' sequence numbers"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_drift_events(
+        conn: &mut PgConnection,
+        d: &DriftRows<'_>,
+    ) -> Result<(), StoreError> {
+        if d.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], \
+             $6::text[], $7::bigint[], $8::bigint[], $9::bytea[]) \
+             ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
+             policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
+             status = excluded.status, body = excluded.body",
+        )
+        .bind(&d.host)
+        .bind(&d.seq)
+        .bind(&d.at_ms)
+        .bind(&d.kind)
+        .bind(&d.policy)
+        .bind(&d.rule)
+        .bind(&d.severity)
+        .bind(&d.status)
+        .bind(&d.body)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("store drift events"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn upsert_results(
+        conn: &mut PgConnection,
+        rows: &ResultRows<'_>,
+    ) -> Result<(), StoreError> {
+        if rows.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+             $6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[]) \
+             ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
+             severity = excluded.severity, status = excluded.status, \
+             first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, \
+             body = excluded.body",
+        )
+        .bind(&rows.host)
+        .bind(&rows.policy)
+        .bind(&rows.rule)
+        .bind(&rows.title)
+        .bind(&rows.severity)
+        .bind(&rows.status)
+        .bind(&rows.first_failed_ms)
+        .bind(&rows.updated_ms)
+        .bind(&rows.body)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("store results"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_results(
+        conn: &mut PgConnection,
+        keys: &Keys<'_>,
+    ) -> Result<(), StoreError> {
+        if keys.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "DELETE FROM results r USING UNNEST($1::text[], $2::text[], $3::text[]) AS v(host, policy, rule) \
+             WHERE r.host = v.host AND r.policy = v.policy AND r.rule = v.rule",
+        )
+        .bind(&keys.host)
+        .bind(&keys.policy)
+        .bind(&keys.rule)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("delete removed results"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn open_findings(
+        conn: &mut PgConnection,
+        f: &FindingRows<'_>,
+    ) -> Result<(), StoreError> {
+        if f.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+             ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
+             DO UPDATE SET title = excluded.title, severity = excluded.severity",
+        )
+        .bind(&f.host)
+        .bind(&f.policy)
+        .bind(&f.rule)
+        .bind(&f.title)
+        .bind(&f.severity)
+        .bind(&f.first_failed_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("open findings"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn resolve_findings(
+        conn: &mut PgConnection,
+        keys: &Keys<'_>,
+    ) -> Result<(), StoreError> {
+        if keys.host.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE findings SET resolved_ms = v.at \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(host, policy, rule, at) \
+             WHERE findings.host = v.host AND findings.policy = v.policy AND findings.rule = v.rule \
+             AND findings.resolved_ms IS NULL",
+        )
+        .bind(&keys.host)
+        .bind(&keys.policy)
+        .bind(&keys.rule)
+        .bind(&keys.at_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("resolve findings"))?;
+        Ok(())
+    }
+
+    /// Every stored result of `hosts`.
+    pub(crate) async fn read_results(
+        conn: &mut PgConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<StoredResult>, StoreError> {
+        let e = "read hosts' results";
+        let rows = sqlx::query(
+            "SELECT host, policy, rule, first_failed_ms, body \
+             FROM results WHERE host = ANY($1)",
+        )
+        .bind(hosts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(q(e))?;
+        rows.iter()
+            .map(|row| stored_result(row).map_err(q(e)))
+            .collect()
+    }
+
+    /// Announces `SEQ:HOST` payloads on the drift channel; PostgreSQL
+    /// delivers them when the transaction commits.
+    pub(crate) async fn announce(
+        conn: &mut PgConnection,
+        payloads: &[String],
+    ) -> Result<(), StoreError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+            .bind(super::super::DRIFT_CHANNEL)
+            .bind(payloads)
+            .execute(&mut *conn)
+            .await
+            .map_err(q("announce drift events"))?;
+        Ok(())
+    }
+}
