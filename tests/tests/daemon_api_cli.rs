@@ -154,7 +154,12 @@ fn watch_lines(server: &Server, args: &[&str], want: usize) -> Vec<String> {
     ] {
         server
             .drift
-            .send(event(seq, severity, kind, &server.report))
+            .send(std::sync::Arc::new(event(
+                seq,
+                severity,
+                kind,
+                &server.report,
+            )))
             .expect("the watcher subscribed");
     }
     let mut lines = Vec::new();

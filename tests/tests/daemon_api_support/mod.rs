@@ -36,7 +36,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub report: Report,
-    pub drift: broadcast::Sender<DriftEvent>,
+    pub drift: broadcast::Sender<std::sync::Arc<DriftEvent>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), hardend_daemon::api::ApiError>>>,
 }
