@@ -196,7 +196,27 @@ fn sqlite_chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
 
 pub(super) mod sqlite {
     use super::*;
+    use sqlx::query_builder::Separated;
     use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+    /// Writes rows `0..n` as `head VALUES (..), (..) tail` statements, in
+    /// the chunk sizes of [`sqlite_chunks`]; `bind` pushes row `i`'s values.
+    async fn write_rows(
+        conn: &mut SqliteConnection,
+        n: usize,
+        head: &str,
+        tail: &str,
+        what: &'static str,
+        mut bind: impl FnMut(&mut Separated<'_, Sqlite, &'static str>, usize),
+    ) -> Result<(), StoreError> {
+        for r in sqlite_chunks(n) {
+            let mut b = QueryBuilder::<Sqlite>::new(head);
+            b.push_values(r, |mut t, i| bind(&mut t, i));
+            b.push(tail);
+            b.build().execute(&mut *conn).await.map_err(q(what))?;
+        }
+        Ok(())
+    }
 
     /// The host, high-water mark and last-seen time of each known host.
     pub(crate) async fn read_marks(
@@ -229,163 +249,139 @@ pub(super) mod sqlite {
         conn: &mut SqliteConnection,
         m: &HostMarks<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(m.host.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3, \
+        write_rows(
+            conn,
+            m.host.len(),
+            "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3, \
                  policies = COALESCE(v.column4, hosts.policies) FROM (",
-            );
-            b.push_values(r, |mut t, i| {
+            ") AS v WHERE hosts.host = v.column1",
+            "advance hosts' sequence numbers",
+            |t, i| {
                 t.push_bind(m.host[i])
                     .push_bind(m.seq[i])
                     .push_bind(m.seen_ms[i])
                     .push_bind(m.policies[i]);
-            });
-            b.push(") AS v WHERE hosts.host = v.column1");
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("advance hosts' sequence numbers"))?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     pub(crate) async fn insert_drift_events(
         conn: &mut SqliteConnection,
         d: &DriftRows<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(d.host.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) ",
-            );
-            b.push_values(r, |mut t, i| {
-                t.push_bind(d.host[i])
-                    .push_bind(d.seq[i])
-                    .push_bind(d.at_ms[i])
-                    .push_bind(d.kind[i])
-                    .push_bind(d.policy[i])
-                    .push_bind(d.rule[i])
-                    .push_bind(d.severity[i])
-                    .push_bind(d.status[i])
-                    .push_bind(d.body[i]);
-            });
-            b.push(
-                " ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
+        write_rows(
+            conn,
+            d.host.len(),
+            "INSERT INTO drift_events (host, seq, at_ms, kind, policy, rule, severity, status, body) ",
+            " ON CONFLICT (host, seq) DO UPDATE SET at_ms = excluded.at_ms, kind = excluded.kind, \
                  policy = excluded.policy, rule = excluded.rule, severity = excluded.severity, \
                  status = excluded.status, body = excluded.body",
-            );
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("store drift events"))?;
-        }
-        Ok(())
+            "store drift events",
+            |t, i| {
+            t.push_bind(d.host[i])
+                .push_bind(d.seq[i])
+                .push_bind(d.at_ms[i])
+                .push_bind(d.kind[i])
+                .push_bind(d.policy[i])
+                .push_bind(d.rule[i])
+                .push_bind(d.severity[i])
+                .push_bind(d.status[i])
+                .push_bind(d.body[i]);
+            },
+        )
+        .await
     }
 
     pub(crate) async fn upsert_results(
         conn: &mut SqliteConnection,
         rows: &ResultRows<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(rows.host.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
-            );
-            b.push_values(r, |mut t, i| {
-                t.push_bind(rows.host[i])
-                    .push_bind(rows.policy[i])
-                    .push_bind(rows.rule[i])
-                    .push_bind(rows.title[i])
-                    .push_bind(rows.severity[i])
-                    .push_bind(rows.status[i])
-                    .push_bind(rows.first_failed_ms[i])
-                    .push_bind(rows.updated_ms[i])
-                    .push_bind(rows.body[i]);
-            });
-            b.push(
-                " ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
+        write_rows(
+            conn,
+            rows.host.len(),
+            "INSERT INTO results (host, policy, rule, title, severity, status, first_failed_ms, updated_ms, body) ",
+            " ON CONFLICT (host, policy, rule) DO UPDATE SET title = excluded.title, \
                  severity = excluded.severity, status = excluded.status, \
                  first_failed_ms = excluded.first_failed_ms, updated_ms = excluded.updated_ms, \
                  body = excluded.body",
-            );
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("store results"))?;
-        }
-        Ok(())
+            "store results",
+            |t, i| {
+            t.push_bind(rows.host[i])
+                .push_bind(rows.policy[i])
+                .push_bind(rows.rule[i])
+                .push_bind(rows.title[i])
+                .push_bind(rows.severity[i])
+                .push_bind(rows.status[i])
+                .push_bind(rows.first_failed_ms[i])
+                .push_bind(rows.updated_ms[i])
+                .push_bind(rows.body[i]);
+            },
+        )
+        .await
     }
 
     pub(crate) async fn delete_results(
         conn: &mut SqliteConnection,
         keys: &Keys<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(keys.host.len()) {
-            let mut b =
-                QueryBuilder::<Sqlite>::new("DELETE FROM results WHERE (host, policy, rule) IN (");
-            b.push_values(r, |mut t, i| {
+        write_rows(
+            conn,
+            keys.host.len(),
+            "DELETE FROM results WHERE (host, policy, rule) IN (",
+            ")",
+            "delete removed results",
+            |t, i| {
                 t.push_bind(keys.host[i])
                     .push_bind(keys.policy[i])
                     .push_bind(keys.rule[i]);
-            });
-            b.push(")");
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("delete removed results"))?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     pub(crate) async fn open_findings(
         conn: &mut SqliteConnection,
         f: &FindingRows<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(f.host.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
-            );
-            b.push_values(r, |mut t, i| {
+        write_rows(
+            conn,
+            f.host.len(),
+            "INSERT INTO findings (host, policy, rule, title, severity, first_failed_ms) ",
+            " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
+                 DO UPDATE SET title = excluded.title, severity = excluded.severity",
+            "open findings",
+            |t, i| {
                 t.push_bind(f.host[i])
                     .push_bind(f.policy[i])
                     .push_bind(f.rule[i])
                     .push_bind(f.title[i])
                     .push_bind(f.severity[i])
                     .push_bind(f.first_failed_ms[i]);
-            });
-            b.push(
-                " ON CONFLICT (host, policy, rule) WHERE resolved_ms IS NULL \
-                 DO UPDATE SET title = excluded.title, severity = excluded.severity",
-            );
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("open findings"))?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     pub(crate) async fn resolve_findings(
         conn: &mut SqliteConnection,
         keys: &Keys<'_>,
     ) -> Result<(), StoreError> {
-        for r in sqlite_chunks(keys.host.len()) {
-            let mut b =
-                QueryBuilder::<Sqlite>::new("UPDATE findings SET resolved_ms = v.column4 FROM (");
-            b.push_values(r, |mut t, i| {
+        write_rows(
+            conn,
+            keys.host.len(),
+            "UPDATE findings SET resolved_ms = v.column4 FROM (",
+            ") AS v WHERE findings.host = v.column1 AND findings.policy = v.column2 \
+                 AND findings.rule = v.column3 AND findings.resolved_ms IS NULL",
+            "resolve findings",
+            |t, i| {
                 t.push_bind(keys.host[i])
                     .push_bind(keys.policy[i])
                     .push_bind(keys.rule[i])
                     .push_bind(keys.at_ms[i]);
-            });
-            b.push(
-                ") AS v WHERE findings.host = v.column1 AND findings.policy = v.column2 \
-                 AND findings.rule = v.column3 AND findings.resolved_ms IS NULL",
-            );
-            b.build()
-                .execute(&mut *conn)
-                .await
-                .map_err(q("resolve findings"))?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     /// Every stored result of `hosts`.
