@@ -11,6 +11,42 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Whether python3 exists and can run `import IMPORTS` (a comma-separated
+/// module list), so a test can say which Python package is missing.
+pub fn python_imports(imports: &str) -> bool {
+    have_command("python3")
+        && std::process::Command::new("python3")
+            .args(["-c", &format!("import {imports}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `tests/python/SCRIPT` with `args` (a client nobody here wrote) and
+/// returns the one JSON value it printed; a failed run or other output
+/// fails the test with the script's stderr.
+pub fn run_python_json<I, A>(script: &str, args: I) -> serde_json::Value
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/python").join(script))
+        .args(args)
+        // Keep the checkout free of bytecode caches.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{script}: not JSON ({e}): {stdout}"))
+}
+
 /// `tests/fixtures`.
 pub fn fixtures() -> PathBuf {
     repo_root().join("tests/fixtures")

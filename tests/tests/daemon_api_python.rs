@@ -8,44 +8,23 @@
 mod daemon_api_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use daemon_api_support::RealDaemon;
-use hardend_tests::{have_command, is_root, repo_root, require};
+use hardend_tests::{is_root, require};
 
 const PYTHON_PACKAGES: &str = "python3 with grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection (scripts/install-deps)";
 
-/// Whether python3 can import everything the client needs.
 fn python_grpc_available() -> bool {
-    have_command("python3")
-        && Command::new("python3")
-            .args([
-                "-c",
-                "import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2_grpc, grpc_reflection.v1alpha.reflection_pb2_grpc",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    hardend_tests::python_imports(
+        "grpc, grpc_tools.protoc, grpc_health.v1.health_pb2_grpc, grpc_reflection.v1alpha.reflection_pb2_grpc",
+    )
 }
 
 /// Runs the Python client and returns the JSON object it printed.
 fn run_client(daemon: &RealDaemon, extra: &[&str]) -> serde_json::Value {
-    let script = repo_root().join("tests/python/agent_client.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&daemon.socket)
-        .args(extra)
-        // Keep the checkout free of bytecode caches.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the Python client failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let mut args = vec![std::ffi::OsString::from(&daemon.socket)];
+    args.extend(extra.iter().map(std::ffi::OsString::from));
+    hardend_tests::run_python_json("agent_client.py", args)
 }
 
 #[test]

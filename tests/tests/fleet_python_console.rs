@@ -6,40 +6,27 @@
 
 mod fleet_support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use fleet_support::{Agent, Collector, Pki, hardenctl_json, wait_for};
-use hardend_tests::{have_command, is_root, repo_root, require};
+use hardend_tests::{is_root, require};
 
 const PYTHON_PACKAGES: &str = "python3 with grpcio and grpcio-tools (scripts/install-deps)";
 
 fn python_grpc_available() -> bool {
-    have_command("python3")
-        && Command::new("python3")
-            .args(["-c", "import grpc, grpc_tools.protoc"])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    hardend_tests::python_imports("grpc, grpc_tools.protoc")
 }
 
 fn run_client(collector: &Collector, pki: &Pki, identity: &str) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/python/console_client.py"))
-        .arg(format!("127.0.0.1:{}", collector.port))
-        .arg(pki.ca())
-        .arg(pki.cert(identity))
-        .arg(pki.key(identity))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the Python client failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    hardend_tests::run_python_json(
+        "console_client.py",
+        [
+            std::ffi::OsString::from(format!("127.0.0.1:{}", collector.port)),
+            pki.ca().into(),
+            pki.cert(identity).into(),
+            pki.key(identity).into(),
+        ],
+    )
 }
 
 #[test]

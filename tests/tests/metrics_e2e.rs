@@ -9,21 +9,16 @@
 mod fleet_support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use fleet_support::{Agent, Collector, Pki, listening_ports, logged_metrics_addr, wait_for};
-use hardend_tests::{have_command, is_root, repo_root, require};
+use hardend_tests::{is_root, require};
 
 const PYTHON_PACKAGES: &str = "python3 with prometheus-client (scripts/install-deps)";
 const METRICS_ON: &str = "metrics: { listen: 127.0.0.1:0 }\n";
 
 fn python_prometheus_available() -> bool {
-    have_command("python3")
-        && Command::new("python3")
-            .args(["-c", "import prometheus_client.parser"])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    hardend_tests::python_imports("prometheus_client.parser")
 }
 
 /// One scrape, as parsed by prometheus_client.
@@ -31,20 +26,10 @@ struct Scrape(serde_json::Value);
 
 impl Scrape {
     fn take(addr: SocketAddr) -> Scrape {
-        let out = Command::new("python3")
-            .arg(repo_root().join("tests/python/scrape_metrics.py"))
-            .arg(format!("http://{addr}/metrics"))
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .expect("run python3");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the scrape of {addr} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Scrape(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}")))
+        Scrape(hardend_tests::run_python_json(
+            "scrape_metrics.py",
+            [format!("http://{addr}/metrics")],
+        ))
     }
 
     /// The value of the sample with this name and exactly these labels.
