@@ -282,3 +282,40 @@ pub fn rpm_big_root() -> Option<PathBuf> {
     rpm_register(&root, "var/lib/rpm", &refs);
     Some(root)
 }
+
+/// A child whose stdout lines arrive on a channel (`hardend watch`,
+/// `hardenctl watch`); killed and reaped when dropped.
+pub struct Lines {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn spawn(mut cmd: std::process::Command) -> Lines {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { child, lines: rx }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -127,24 +127,12 @@ fn event(
 /// once it printed `want` lines; then interrupts it like Ctrl-C and checks
 /// that it exits 0.
 fn watch_lines(server: &Server, args: &[&str], want: usize) -> Vec<String> {
-    let mut child = Command::new(program("hardend"))
-        .arg("watch")
+    let mut cmd = Command::new(program("hardend"));
+    cmd.arg("watch")
         .args(["--socket", server.socket.to_str().expect("utf-8 path")])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hardend watch");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        .args(args);
+    let mut watch = hardend_tests::Lines::spawn(cmd);
+    let rx = &watch.lines;
     server.wait_for_watchers(1);
     for (seq, severity, kind) in [
         (1, Severity::Low, DriftKind::Failing),
@@ -171,12 +159,12 @@ fn watch_lines(server: &Server, args: &[&str], want: usize) -> Vec<String> {
     }
     // SAFETY: signalling our own child process by its id.
     unsafe {
-        libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGINT);
+        libc::kill(i32::try_from(watch.child.id()).expect("pid"), libc::SIGINT);
     }
-    let status = child.wait().expect("wait");
+    let status = watch.child.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "Ctrl-C ends the watch with 0");
     assert!(
-        rx.recv_timeout(Duration::from_secs(5)).is_err(),
+        watch.lines.recv_timeout(Duration::from_secs(5)).is_err(),
         "no more lines than the filter lets through"
     );
     lines

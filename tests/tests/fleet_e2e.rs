@@ -8,7 +8,8 @@ mod fleet_support;
 
 use std::time::{Duration, Instant};
 
-use fleet_support::{Agent, Collector, Lines, Pki, hardenctl, hardenctl_json, wait_for};
+use fleet_support::{Agent, Collector, Pki, hardenctl, hardenctl_json, wait_for};
+use hardend_tests::Lines;
 use hardend_tests::{is_root, require};
 
 const AGENTS: [&str; 3] = ["web-1", "web-2", "db-1"];
