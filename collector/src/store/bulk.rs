@@ -279,15 +279,15 @@ pub(super) mod sqlite {
                  status = excluded.status, body = excluded.body",
             "store drift events",
             |t, i| {
-            t.push_bind(d.host[i])
-                .push_bind(d.seq[i])
-                .push_bind(d.at_ms[i])
-                .push_bind(d.kind[i])
-                .push_bind(d.policy[i])
-                .push_bind(d.rule[i])
-                .push_bind(d.severity[i])
-                .push_bind(d.status[i])
-                .push_bind(d.body[i]);
+                t.push_bind(d.host[i])
+                    .push_bind(d.seq[i])
+                    .push_bind(d.at_ms[i])
+                    .push_bind(d.kind[i])
+                    .push_bind(d.policy[i])
+                    .push_bind(d.rule[i])
+                    .push_bind(d.severity[i])
+                    .push_bind(d.status[i])
+                    .push_bind(d.body[i]);
             },
         )
         .await
@@ -307,15 +307,15 @@ pub(super) mod sqlite {
                  body = excluded.body",
             "store results",
             |t, i| {
-            t.push_bind(rows.host[i])
-                .push_bind(rows.policy[i])
-                .push_bind(rows.rule[i])
-                .push_bind(rows.title[i])
-                .push_bind(rows.severity[i])
-                .push_bind(rows.status[i])
-                .push_bind(rows.first_failed_ms[i])
-                .push_bind(rows.updated_ms[i])
-                .push_bind(rows.body[i]);
+                t.push_bind(rows.host[i])
+                    .push_bind(rows.policy[i])
+                    .push_bind(rows.rule[i])
+                    .push_bind(rows.title[i])
+                    .push_bind(rows.severity[i])
+                    .push_bind(rows.status[i])
+                    .push_bind(rows.first_failed_ms[i])
+                    .push_bind(rows.updated_ms[i])
+                    .push_bind(rows.body[i]);
             },
         )
         .await
