@@ -5,6 +5,7 @@
 
 mod backend;
 mod bulk;
+mod digest;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -114,7 +115,12 @@ enum Op {
         seq: i64,
         at_ms: i64,
         policies: String,
+        /// Sorted by rule digest when `digests` is there: `rows[j]` is the
+        /// row of `digests.pairs()[j]`.
         rows: Vec<ResultRow>,
+        /// `None` when two rules' digests collide: the host is then
+        /// compared row by row.
+        digests: Option<digest::Digests>,
     },
     Drift {
         host: String,
@@ -464,12 +470,29 @@ impl Store {
                 }
             }
         }
+        // The digests are computed here, on the connection's task, so the
+        // single writer only compares them.
+        let mut keyed: Vec<(u64, u64, ResultRow)> = rows
+            .into_iter()
+            .map(|row| {
+                let rule = digest::rule_digest(&row.policy, &row.rule);
+                (
+                    rule,
+                    digest::row_digest(rule, row.first_failed_ms, &row.body),
+                    row,
+                )
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|(rule, _, _)| *rule);
+        let digests =
+            digest::Digests::from_pairs(keyed.iter().map(|(rule, row, _)| (*rule, *row)).collect());
         self.submit(Op::Snapshot {
             host: host.to_string(),
             seq: seq_i64(snapshot.seq)?,
             at_ms,
             policies: encode_policies(&report.policies),
-            rows,
+            rows: keyed.into_iter().map(|(_, _, row)| row).collect(),
+            digests,
         })
         .await
     }

@@ -168,6 +168,31 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs `sql` on the database of the case `name`, behind the store's back.
+    async fn execute(&self, name: &str, sql: &'static str) {
+        use sqlx::Connection;
+        match self {
+            Db::Sqlite(dir) => {
+                let url = format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{name}.db")).display()
+                );
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            }
+            Db::Postgres(cluster) => {
+                let mut conn = sqlx::PgConnection::connect(&cluster.url(name))
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Messages.
 
@@ -1348,6 +1373,67 @@ async fn snapshots_batched(db: &Db) {
     assert!(hosts_now.iter().all(|h| h.last_seq == 3));
 }
 
+/// The digests the store keeps of a host's results are only a shortcut: a
+/// host whose digests are damaged, of another version or missing still
+/// ends each snapshot with exactly the snapshot's results and findings.
+async fn snapshot_with_damaged_digests(db: &Db) {
+    let store = db.fresh("damaged_digests").await;
+    let now = ts("2026-01-01T02:00:00Z");
+    store.hello(&hello("g-1", 0), now).await.expect("hello");
+    let first = vec![
+        result("base", "a", Severity::High, Status::Fail),
+        result("base", "b", Severity::High, Status::Pass),
+        result("base", "c", Severity::Low, Status::Fail),
+    ];
+    let second = vec![
+        result("base", "a", Severity::High, Status::Pass),
+        result("base", "b", Severity::High, Status::Pass),
+        result("base", "d", Severity::Medium, Status::Fail),
+    ];
+    let damage: [&'static str; 3] = [
+        // Torn: a version byte and half a pair.
+        "UPDATE hosts SET result_digests = X'0100000000000000' WHERE host = 'g-1'",
+        // Another version.
+        "UPDATE hosts SET result_digests = X'FF' WHERE host = 'g-1'",
+        // Missing.
+        "UPDATE hosts SET result_digests = NULL WHERE host = 'g-1'",
+    ];
+    let mut seq = 0;
+    for sql in damage {
+        for results in [&first, &second] {
+            seq += 1;
+            let at = format!("2026-01-01T00:{:02}:00Z", seq);
+            store
+                .store_snapshot("g-1", &snapshot(seq, &at, results.clone()), now)
+                .await
+                .expect("snapshot");
+            assert_results(&store, "g-1", results, now).await;
+            let failing: Vec<String> = results
+                .iter()
+                .filter(|r| r.status == Status::Fail as i32)
+                .map(|r| format!("g-1:{}/{}", r.policy, r.rule))
+                .collect();
+            let open = store.list_findings(&all(), now).await.expect("findings");
+            assert_eq!(open_rules(&open), failing, "{sql}");
+            // PostgreSQL's bytea literal is written differently.
+            let sql = if matches!(db, Db::Postgres(_)) {
+                match sql {
+                    s if s.contains("X'0100000000000000'") => {
+                        "UPDATE hosts SET result_digests = '\\x0100000000000000' WHERE host = 'g-1'"
+                    }
+                    s if s.contains("X'FF'") => {
+                        "UPDATE hosts SET result_digests = '\\xff' WHERE host = 'g-1'"
+                    }
+                    s => s,
+                }
+            } else {
+                sql
+            };
+            db.execute("damaged_digests", sql).await;
+        }
+    }
+}
+
 async fn suite(db: Db) {
     dedupe(&db).await;
     snapshot_replace(&db).await;
@@ -1359,6 +1445,7 @@ async fn suite(db: Db) {
     snapshot_changes_a_subset(&db).await;
     snapshot_after_drift(&db).await;
     snapshots_batched(&db).await;
+    snapshot_with_damaged_digests(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

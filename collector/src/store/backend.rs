@@ -4,6 +4,8 @@
 //! writes, whose SQL differs, are in `bulk`), plus PostgreSQL's
 //! LISTEN/NOTIFY drift listener.
 
+use super::bulk::{FindingRows, Keys, ResultRows};
+use super::digest::{self, Digests};
 use super::{
     DRIFT_CHANNEL, Op, Outcome, ResultRow, StoreError, Stored, deadline_of, decode_policies,
     format_ms, is_overdue,
@@ -52,6 +54,49 @@ fn summary_add(summary: &mut Summary, status: i64, count: i64) {
 
 fn u32_of(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// A new snapshot of one host in a round of snapshots, with the digests
+/// stored for its host when both sides have them.
+struct NewSnapshot<'a> {
+    host: &'a str,
+    seq: i64,
+    at_ms: i64,
+    policies: &'a str,
+    rows: &'a [ResultRow],
+    digests: Option<&'a Digests>,
+    stored: Option<Digests>,
+}
+
+/// The writes a round of snapshots makes.
+#[derive(Default)]
+struct SnapshotWrites<'a> {
+    results: ResultRows<'a>,
+    open: FindingRows<'a>,
+    resolve: Keys<'a>,
+    removed: Keys<'a>,
+}
+
+impl<'a> SnapshotWrites<'a> {
+    /// `row` of `host` differs from what is stored: it is written, and its
+    /// finding opened when it fails, resolved when it passes (or no longer
+    /// applies, or is waived).
+    fn changed(&mut self, host: &'a str, at_ms: i64, row: &'a ResultRow) {
+        self.results.push(host, row, at_ms);
+        if row.status == FAIL {
+            self.open
+                .push(host, row, row.first_failed_ms.unwrap_or(at_ms));
+        } else if row.status != ERROR {
+            self.resolve.push(host, &row.policy, &row.rule, at_ms);
+        }
+    }
+
+    /// The stored result of `host`'s `policy`/`rule` is not in the host's
+    /// snapshot: it is deleted and its finding resolved.
+    fn gone(&mut self, host: &'a str, policy: &'a str, rule: &'a str, at_ms: i64) {
+        self.removed.push(host, policy, rule, at_ms);
+        self.resolve.push(host, policy, rule, at_ms);
+    }
 }
 
 macro_rules! backend {
@@ -142,15 +187,17 @@ macro_rules! backend {
                 Ok(outcomes)
             }
 
-            /// The hosts' stored (high-water mark, last seen), by host.
+            /// The hosts' stored (high-water mark, last seen, result
+            /// digests when `digests`), by host.
             async fn marks(
                 conn: &mut Conn,
                 hosts: &[&str],
-            ) -> Result<HashMap<String, (i64, i64)>, StoreError> {
-                Ok(bulk::read_marks(conn, hosts)
+                digests: bool,
+            ) -> Result<HashMap<String, (i64, i64, Option<Vec<u8>>)>, StoreError> {
+                Ok(bulk::read_marks(conn, hosts, digests)
                     .await?
                     .into_iter()
-                    .map(|(host, seq, seen)| (host, (seq, seen)))
+                    .map(|(host, seq, seen, digests)| (host, (seq, seen, digests)))
                     .collect())
             }
 
@@ -174,10 +221,10 @@ macro_rules! backend {
                     }
                 }
                 // (mark, last seen, changed) per host.
-                let mut marks: HashMap<String, (i64, i64, bool)> = marks(conn, &hosts)
+                let mut marks: HashMap<String, (i64, i64, bool)> = marks(conn, &hosts, false)
                     .await?
                     .into_iter()
-                    .map(|(host, (seq, seen))| (host, (seq, seen, false)))
+                    .map(|(host, (seq, seen, _))| (host, (seq, seen, false)))
                     .collect();
                 let mut outcomes = Vec::with_capacity(ops.len());
                 let mut events = cols::DriftRows::default();
@@ -215,10 +262,13 @@ macro_rules! backend {
                 if events.host.is_empty() {
                     return Ok(outcomes);
                 }
+                // A drift event changes a result behind the host's digests:
+                // they are cleared, and its next snapshot is compared row by
+                // row.
                 let mut advanced = cols::HostMarks::default();
                 for (host, (seq, seen, changed)) in &marks {
                     if *changed {
-                        advanced.push(host, *seq, *seen, None);
+                        advanced.push(host, *seq, *seen, None, None);
                     }
                 }
                 bulk::update_hosts(conn, &advanced).await?;
@@ -277,6 +327,10 @@ macro_rules! backend {
             /// work: an unchanged failing row already has its open finding
             /// (it was opened when the row was written), an unchanged other
             /// row has none.
+            ///
+            /// What differs is found from the digests stored with the host
+            /// (see `digest.rs`) when it has them, and otherwise by reading
+            /// its stored rows back and comparing them one by one.
             async fn apply_snapshots(
                 conn: &mut Conn,
                 ops: &[&Op],
@@ -288,66 +342,99 @@ macro_rules! backend {
                         _ => None,
                     })
                     .collect();
-                let marks = marks(conn, &hosts).await?;
+                let marks = marks(conn, &hosts, true).await?;
                 let mut outcomes = Vec::with_capacity(ops.len());
-                let mut new: Vec<(&str, i64, &[ResultRow])> = Vec::with_capacity(ops.len());
-                let mut advanced = cols::HostMarks::default();
+                // The new snapshots, with the digests stored for their host.
+                let mut new = Vec::with_capacity(ops.len());
                 for op in ops {
-                    let Op::Snapshot { host, seq, at_ms, policies, rows } = op else {
+                    let Op::Snapshot { host, seq, at_ms, policies, rows, digests } = op else {
                         continue;
                     };
                     match marks.get(host.as_str()) {
                         None => outcomes.push(Err(StoreError::UnknownHost(host.clone()))),
-                        Some((mark, _)) if *seq <= *mark => {
+                        Some((mark, _, _)) if *seq <= *mark => {
                             outcomes.push(Ok(Outcome::Stored(Stored::Duplicate)))
                         }
-                        Some(_) => {
+                        Some((_, _, stored)) => {
                             outcomes.push(Ok(Outcome::Stored(Stored::New)));
-                            advanced.push(host, *seq, *at_ms, Some(policies));
-                            new.push((host, *at_ms, rows));
+                            let digests = digests.as_ref();
+                            let stored = digests.and(stored.as_deref()).and_then(Digests::decode);
+                            new.push(NewSnapshot {
+                                host,
+                                seq: *seq,
+                                at_ms: *at_ms,
+                                policies,
+                                rows,
+                                digests,
+                                stored,
+                            });
                         }
                     }
                 }
                 if new.is_empty() {
                     return Ok(outcomes);
                 }
-                bulk::update_hosts(conn, &advanced).await?;
 
-                let stored = bulk::read_results(conn, &advanced.host).await?;
+                // Hosts without usable digests: their stored rows, by key.
+                let exact: Vec<&str> =
+                    new.iter().filter(|n| n.stored.is_none()).map(|n| n.host).collect();
+                let stored = bulk::read_results(conn, &exact).await?;
                 let mut before: HashMap<(&str, &str, &str), &cols::StoredResult> = stored
                     .iter()
                     .map(|s| ((s.host.as_str(), s.policy.as_str(), s.rule.as_str()), s))
                     .collect();
-                let mut results = cols::ResultRows::default();
-                let mut open = cols::FindingRows::default();
-                let mut resolve = cols::Keys::default();
-                let mut removed = cols::Keys::default();
+
+                let mut writes = SnapshotWrites::default();
                 let mut at_of: HashMap<&str, i64> = HashMap::with_capacity(new.len());
-                for (host, at_ms, rows) in &new {
-                    at_of.insert(host, *at_ms);
-                    for row in rows.iter() {
-                        let old = before.remove(&(*host, row.policy.as_str(), row.rule.as_str()));
-                        if old.is_some_and(|old| old.same_as(row)) {
-                            continue;
-                        }
-                        results.push(host, row, *at_ms);
-                        if row.status == FAIL {
-                            open.push(host, row, row.first_failed_ms.unwrap_or(*at_ms));
-                        } else if row.status != ERROR {
-                            resolve.push(host, &row.policy, &row.rule, *at_ms);
+                // Hosts compared by digest that lost rules, and the digests
+                // of the rules they lost.
+                let mut lost: HashMap<&str, HashSet<u64>> = HashMap::new();
+                for n in &new {
+                    at_of.insert(n.host, n.at_ms);
+                    match (&n.stored, n.digests) {
+                        (Some(stored), Some(digests)) => stored.diff(
+                            digests,
+                            |j| writes.changed(n.host, n.at_ms, &n.rows[j]),
+                            |rule| {
+                                lost.entry(n.host).or_default().insert(rule);
+                            },
+                        ),
+                        _ => {
+                            for row in n.rows {
+                                let old = before.remove(&(n.host, row.policy.as_str(), row.rule.as_str()));
+                                if !old.is_some_and(|old| old.same_as(row)) {
+                                    writes.changed(n.host, n.at_ms, row);
+                                }
+                            }
                         }
                     }
                 }
-                // What is left was stored but is not in the snapshot.
-                for ((host, policy, rule), _) in before {
-                    let at_ms = at_of.get(host).copied().unwrap_or_default();
-                    removed.push(host, policy, rule, at_ms);
-                    resolve.push(host, policy, rule, at_ms);
+                // What is left was stored but is not in the snapshot: the
+                // rows compared one by one, and the lost rules, whose names
+                // are read back.
+                let lost_hosts: Vec<&str> = lost.keys().copied().collect();
+                let rules = bulk::read_rules(conn, &lost_hosts).await?;
+                let lost_rules = rules
+                    .iter()
+                    .map(|(h, p, r)| (h.as_str(), p.as_str(), r.as_str()))
+                    .filter(|(h, p, r)| {
+                        lost.get(h).is_some_and(|l| l.contains(&digest::rule_digest(p, r)))
+                    });
+                for (host, policy, rule) in before.into_keys().chain(lost_rules) {
+                    writes.gone(host, policy, rule, at_of.get(host).copied().unwrap_or_default());
                 }
-                bulk::upsert_results(conn, &results).await?;
-                bulk::delete_results(conn, &removed).await?;
-                bulk::open_findings(conn, &open).await?;
-                bulk::resolve_findings(conn, &resolve).await?;
+
+                let blobs: Vec<Option<Vec<u8>>> =
+                    new.iter().map(|n| n.digests.map(Digests::encode)).collect();
+                let mut advanced = cols::HostMarks::default();
+                for (n, blob) in new.iter().zip(&blobs) {
+                    advanced.push(n.host, n.seq, n.at_ms, Some(n.policies), blob.as_deref());
+                }
+                bulk::update_hosts(conn, &advanced).await?;
+                bulk::upsert_results(conn, &writes.results).await?;
+                bulk::delete_results(conn, &writes.removed).await?;
+                bulk::open_findings(conn, &writes.open).await?;
+                bulk::resolve_findings(conn, &writes.resolve).await?;
                 Ok(outcomes)
             }
 

@@ -34,7 +34,8 @@ impl StoredResult {
     }
 }
 
-/// Hosts' new high-water marks (and, for a snapshot, their policies).
+/// Hosts' new high-water marks (and, for a snapshot, their policies), and
+/// the digests of their results.
 #[derive(Debug, Default)]
 pub(super) struct HostMarks<'a> {
     pub host: Vec<&'a str>,
@@ -42,15 +43,47 @@ pub(super) struct HostMarks<'a> {
     pub seen_ms: Vec<i64>,
     /// `None` keeps the stored policies.
     pub policies: Vec<Option<&'a str>>,
+    /// The encoded digests of the host's results as they now are; `None`
+    /// clears them (the next snapshot is compared row by row).
+    pub digests: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> HostMarks<'a> {
-    pub fn push(&mut self, host: &'a str, seq: i64, seen_ms: i64, policies: Option<&'a str>) {
+    pub fn push(
+        &mut self,
+        host: &'a str,
+        seq: i64,
+        seen_ms: i64,
+        policies: Option<&'a str>,
+        digests: Option<&'a [u8]>,
+    ) {
         self.host.push(host);
         self.seq.push(seq);
         self.seen_ms.push(seen_ms);
         self.policies.push(policies);
+        self.digests.push(digests);
     }
+}
+
+/// A known host's high-water mark, last-seen time and (when asked for)
+/// the encoded digests of its results.
+pub(super) type Mark = (String, i64, i64, Option<Vec<u8>>);
+
+/// A `hosts` row selected as `host, last_seq, last_seen_ms, result_digests`.
+fn mark<'r, R>(row: &'r R) -> Result<Mark, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    ))
 }
 
 /// Rows of `drift_events`.
@@ -176,6 +209,19 @@ where
     })
 }
 
+/// A stored (host, policy, rule).
+pub(super) type StoredRule = (String, String, String);
+
+/// A `results` row selected as `host, policy, rule`.
+fn stored_rule<'r, R>(row: &'r R) -> Result<StoredRule, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
 /// The statement sizes (rows) SQLite's multi-row writes are cut into: few
 /// enough distinct texts to stay prepared, large enough to amortise a
 /// statement; at 9 parameters a row the largest binds 4,608 parameters,
@@ -197,7 +243,8 @@ fn sqlite_chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
 pub(super) mod sqlite {
     use super::*;
     use sqlx::query_builder::Separated;
-    use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+    use sqlx::sqlite::SqliteRow;
+    use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
     /// Writes rows `0..n` as `head VALUES (..), (..) tail` statements, in
     /// the chunk sizes of [`sqlite_chunks`]; `bind` pushes row `i`'s values.
@@ -218,31 +265,55 @@ pub(super) mod sqlite {
         Ok(())
     }
 
-    /// The host, high-water mark and last-seen time of each known host.
-    pub(crate) async fn read_marks(
+    /// Runs `SELECT columns FROM table WHERE host IN (hosts)` in the chunk
+    /// sizes of [`sqlite_chunks`] and converts each row with `convert`.
+    async fn select_by_host<T>(
         conn: &mut SqliteConnection,
+        columns: &str,
+        table: &str,
         hosts: &[&str],
-    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let e = "read hosts' sequence numbers";
-        let mut out = Vec::with_capacity(hosts.len());
+        what: &'static str,
+        convert: impl Fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
         for r in sqlite_chunks(hosts.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host IN (",
-            );
+            let mut b = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {columns} FROM {table} WHERE host IN ("
+            ));
             let mut list = b.separated(", ");
             for host in &hosts[r] {
                 list.push_bind(*host);
             }
             b.push(")");
-            for row in b.build().fetch_all(&mut *conn).await.map_err(q(e))? {
-                out.push((
-                    row.try_get(0).map_err(q(e))?,
-                    row.try_get(1).map_err(q(e))?,
-                    row.try_get(2).map_err(q(e))?,
-                ));
+            for row in b.build().fetch_all(&mut *conn).await.map_err(q(what))? {
+                out.push(convert(&row).map_err(q(what))?);
             }
         }
         Ok(out)
+    }
+
+    /// The high-water mark, last-seen time and, when `digests`, the result
+    /// digests of each known host.
+    pub(crate) async fn read_marks(
+        conn: &mut SqliteConnection,
+        hosts: &[&str],
+        digests: bool,
+    ) -> Result<Vec<Mark>, StoreError> {
+        // The digests are read only when needed.
+        let columns = if digests {
+            "host, last_seq, last_seen_ms, result_digests"
+        } else {
+            "host, last_seq, last_seen_ms, NULL"
+        };
+        select_by_host(
+            conn,
+            columns,
+            "hosts",
+            hosts,
+            "read hosts' sequence numbers",
+            |r| mark(r),
+        )
+        .await
     }
 
     pub(crate) async fn update_hosts(
@@ -253,14 +324,15 @@ pub(super) mod sqlite {
             conn,
             m.host.len(),
             "UPDATE hosts SET last_seq = v.column2, last_seen_ms = v.column3, \
-                 policies = COALESCE(v.column4, hosts.policies) FROM (",
+                 policies = COALESCE(v.column4, hosts.policies), result_digests = v.column5 FROM (",
             ") AS v WHERE hosts.host = v.column1",
             "advance hosts' sequence numbers",
             |t, i| {
                 t.push_bind(m.host[i])
                     .push_bind(m.seq[i])
                     .push_bind(m.seen_ms[i])
-                    .push_bind(m.policies[i]);
+                    .push_bind(m.policies[i])
+                    .push_bind(m.digests[i]);
             },
         )
         .await
@@ -389,27 +461,28 @@ pub(super) mod sqlite {
         conn: &mut SqliteConnection,
         hosts: &[&str],
     ) -> Result<Vec<StoredResult>, StoreError> {
-        let mut out = Vec::new();
-        for r in sqlite_chunks(hosts.len()) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "SELECT host, policy, rule, first_failed_ms, body \
-                 FROM results WHERE host IN (",
-            );
-            let mut list = b.separated(", ");
-            for host in &hosts[r] {
-                list.push_bind(*host);
-            }
-            b.push(")");
-            let rows = b
-                .build()
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(q("read hosts' results"))?;
-            for row in rows {
-                out.push(stored_result(&row).map_err(q("read hosts' results"))?);
-            }
-        }
-        Ok(out)
+        let columns = "host, policy, rule, first_failed_ms, body";
+        select_by_host(
+            conn,
+            columns,
+            "results",
+            hosts,
+            "read hosts' results",
+            |r| stored_result(r),
+        )
+        .await
+    }
+
+    /// The (host, policy, rule) of every stored result of `hosts`.
+    pub(crate) async fn read_rules(
+        conn: &mut SqliteConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<StoredRule>, StoreError> {
+        let columns = "host, policy, rule";
+        select_by_host(conn, columns, "results", hosts, "read hosts' rules", |r| {
+            stored_rule(r)
+        })
+        .await
     }
 
     /// SQLite has one collector: the writer publishes stored drift events
@@ -424,7 +497,7 @@ pub(super) mod sqlite {
 
 pub(super) mod postgres {
     use super::*;
-    use sqlx::{PgConnection, Row};
+    use sqlx::PgConnection;
 
     /// The host, high-water mark and last-seen time of each known host,
     /// locked (in name order, so that collectors sharing the database do not
@@ -432,25 +505,22 @@ pub(super) mod postgres {
     pub(crate) async fn read_marks(
         conn: &mut PgConnection,
         hosts: &[&str],
-    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        digests: bool,
+    ) -> Result<Vec<Mark>, StoreError> {
         let e = "read hosts' sequence numbers";
-        let rows = sqlx::query(
-            "SELECT host, last_seq, last_seen_ms FROM hosts WHERE host = ANY($1) \
-             ORDER BY host FOR UPDATE",
-        )
-        .bind(hosts)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(q(e))?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get(0).map_err(q(e))?,
-                    row.try_get(1).map_err(q(e))?,
-                    row.try_get(2).map_err(q(e))?,
-                ))
-            })
-            .collect()
+        let sql = if digests {
+            "SELECT host, last_seq, last_seen_ms, result_digests FROM hosts \
+             WHERE host = ANY($1) ORDER BY host FOR UPDATE"
+        } else {
+            "SELECT host, last_seq, last_seen_ms, NULL::bytea FROM hosts \
+             WHERE host = ANY($1) ORDER BY host FOR UPDATE"
+        };
+        let rows = sqlx::query(sql)
+            .bind(hosts)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(q(e))?;
+        rows.iter().map(|row| mark(row).map_err(q(e))).collect()
     }
 
     pub(crate) async fn update_hosts(
@@ -462,14 +532,16 @@ pub(super) mod postgres {
         }
         sqlx::query(
             "UPDATE hosts SET last_seq = v.seq, last_seen_ms = v.seen, \
-             policies = COALESCE(v.policies, hosts.policies) \
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(host, seq, seen, policies) \
+             policies = COALESCE(v.policies, hosts.policies), result_digests = v.digests \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[]) \
+             AS v(host, seq, seen, policies, digests) \
              WHERE hosts.host = v.host",
         )
         .bind(&m.host)
         .bind(&m.seq)
         .bind(&m.seen_ms)
         .bind(&m.policies)
+        .bind(&m.digests)
         .execute(&mut *conn)
         .await
         .map_err(q("advance hosts' sequence numbers"))?;
@@ -621,6 +693,22 @@ pub(super) mod postgres {
         .map_err(q(e))?;
         rows.iter()
             .map(|row| stored_result(row).map_err(q(e)))
+            .collect()
+    }
+
+    /// The (host, policy, rule) of every stored result of `hosts`.
+    pub(crate) async fn read_rules(
+        conn: &mut PgConnection,
+        hosts: &[&str],
+    ) -> Result<Vec<StoredRule>, StoreError> {
+        let e = "read hosts' rules";
+        let rows = sqlx::query("SELECT host, policy, rule FROM results WHERE host = ANY($1)")
+            .bind(hosts)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(q(e))?;
+        rows.iter()
+            .map(|row| stored_rule(row).map_err(q(e)))
             .collect()
     }
 
