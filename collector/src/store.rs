@@ -28,8 +28,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use hardend_proto::Finding;
 
-/// The PostgreSQL channel on which every stored drift event is announced as
-/// `SEQ:HOST`, so that every collector sharing the database can stream it.
+/// The PostgreSQL channel on which the stored drift events are announced
+/// (see `backend::postgres::announcements` for the payload), so that every
+/// collector sharing the database can stream them.
 pub const DRIFT_CHANNEL: &str = "hardend_drift";
 
 /// How many queued messages one transaction takes at most.
@@ -72,6 +73,8 @@ pub enum StoreError {
     Incomplete(&'static str),
     #[error("the store's writer has stopped")]
     WriterGone,
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 /// Whether a message was stored now or had been stored before.
@@ -374,17 +377,16 @@ impl Store {
                 deadlines,
             }),
         };
-        match &backend {
-            Backend::Sqlite(_) => {
-                tokio::spawn(writer_task(backend.clone(), queue, Some(drift)));
-            }
-            Backend::Postgres(pool) => {
-                tokio::spawn(writer_task(backend.clone(), queue, None));
-                let listener =
-                    backend::postgres::listen(pool, Arc::downgrade(&store.inner)).await?;
-                tokio::spawn(listener);
-            }
+        // This store's name in its drift announcements: it publishes its own
+        // stored events itself and relays only the other collectors'.
+        let origin = format!("{:016x}", random_u64()?);
+        if let Backend::Postgres(pool) = &backend {
+            let listener =
+                backend::postgres::listen(pool, Arc::downgrade(&store.inner), origin.clone())
+                    .await?;
+            tokio::spawn(listener);
         }
+        tokio::spawn(writer_task(backend, queue, drift, origin));
         Ok(store)
     }
 
@@ -630,12 +632,24 @@ impl Store {
     }
 }
 
+/// Eight random bytes from the operating system.
+fn random_u64() -> Result<u64, StoreError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Random)?;
+    Ok(u64::from_ne_bytes(bytes))
+}
+
 /// The single writer: takes every queued write, commits them together, then
-/// answers each (and, with SQLite, publishes the stored drift events).
+/// answers each and publishes the stored drift events. With PostgreSQL the
+/// commit also announces them, as `origin`'s, to the other collectors.
 async fn writer_task(
     backend: Backend,
     mut queue: mpsc::Receiver<WriteRequest>,
-    publish: Option<broadcast::Sender<DriftEvent>>,
+    publish: broadcast::Sender<DriftEvent>,
+    origin: String,
 ) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(256);
     while let Some(first) = queue.recv().await {
@@ -652,12 +666,12 @@ async fn writer_task(
         }
         let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
         let outcomes = match &backend {
-            Backend::Sqlite(pool) => backend::sqlite::apply_batch(pool, &ops).await,
-            Backend::Postgres(pool) => backend::postgres::apply_batch(pool, &ops).await,
+            Backend::Sqlite(pool) => backend::sqlite::apply_batch(pool, &ops, &origin).await,
+            Backend::Postgres(pool) => backend::postgres::apply_batch(pool, &ops, &origin).await,
         };
         for (request, outcome) in batch.drain(..).zip(outcomes) {
-            if let (Some(publish), Ok(Outcome::Stored(Stored::New)), Op::Drift { event, .. }) =
-                (&publish, &outcome, &request.op)
+            if let (Ok(Outcome::Stored(Stored::New)), Op::Drift { event, .. }) =
+                (&outcome, &request.op)
             {
                 let _ = publish.send((**event).clone());
             }

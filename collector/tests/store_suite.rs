@@ -854,7 +854,8 @@ async fn filters(db: &Db) {
 
 /// Two collectors sharing one PostgreSQL database: a drift stored through
 /// one is streamed by the other (LISTEN/NOTIFY), and a message resent to the
-/// other collector is still a duplicate.
+/// other collector is still a duplicate; the collector that stored the
+/// events streams each of them once too.
 async fn shared_database(db: &Db) {
     let Db::Postgres(cluster) = db else {
         return;
@@ -864,6 +865,7 @@ async fn shared_database(db: &Db) {
         .await
         .expect("a second collector");
     let mut watch = second.subscribe_drift();
+    let mut own = first.subscribe_drift();
     let now = ts(T0);
     first.hello(&hello("edge-1", 0), now).await.expect("hello");
     let event = drift(1, T0, result("base", "a", Severity::High, Status::Fail));
@@ -911,6 +913,19 @@ async fn shared_database(db: &Db) {
         relayed.push(seen.seq);
     }
     assert_eq!(relayed, (2..=301).collect::<Vec<u64>>());
+    let mut streamed = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), own.recv()).await {
+            Ok(Ok(seen)) => {
+                assert_eq!(seen.hostname, "edge-1");
+                streamed.push(seen.seq);
+            }
+            Ok(Err(err)) => panic!("the storing collector's stream: {err}"),
+            // Nothing more within half a second: no event comes twice.
+            Err(_) => break,
+        }
+    }
+    assert_eq!(streamed, (1..=301).collect::<Vec<u64>>());
     assert_eq!(
         second
             .list_findings(&all(), now)

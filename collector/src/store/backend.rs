@@ -56,6 +56,59 @@ fn u32_of(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
+/// The longest announcement payload: PostgreSQL refuses 8,000 bytes or more.
+const ANNOUNCEMENT_MAX: usize = 7_900;
+
+/// The payloads announcing drift events `(host, seq)` stored by the
+/// collector `origin`: each is `ORIGIN` followed by ` SEQ LEN HOST` per
+/// event (LEN the host name's length in bytes, so that any name parses),
+/// as many events as fit under [`ANNOUNCEMENT_MAX`]. An event whose entry
+/// alone would not fit (a host name of thousands of bytes) is left out:
+/// the other collectors' watchers miss it, its storing does not fail.
+fn announcements(origin: &str, events: &[(&str, i64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut payload = String::new();
+    for (host, seq) in events {
+        let entry = format!(" {seq} {} {host}", host.len());
+        if origin.len() + entry.len() > ANNOUNCEMENT_MAX {
+            tracing::warn!(
+                host = *host,
+                seq = *seq,
+                "a drift event is not announced to other collectors: its host name is too long"
+            );
+            continue;
+        }
+        if !payload.is_empty() && payload.len() + entry.len() > ANNOUNCEMENT_MAX {
+            out.push(std::mem::take(&mut payload));
+        }
+        if payload.is_empty() {
+            payload.push_str(origin);
+        }
+        payload.push_str(&entry);
+    }
+    if !payload.is_empty() {
+        out.push(payload);
+    }
+    out
+}
+
+/// The origin and the announced (host, seq) of a payload of
+/// [`announcements`], or `None` when it is not one.
+fn parse_announcement(payload: &str) -> Option<(&str, Vec<(String, i64)>)> {
+    let (origin, mut rest) = payload.split_once(' ')?;
+    let mut events = Vec::new();
+    while !rest.is_empty() {
+        let (seq, after) = rest.split_once(' ')?;
+        let (len, after) = after.split_once(' ')?;
+        let len: usize = len.parse().ok()?;
+        let host = after.get(..len)?;
+        rest = after.get(len..)?;
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
+        events.push((host.to_string(), seq.parse().ok()?));
+    }
+    Some((origin, events))
+}
+
 /// A new snapshot of one host in a round of snapshots, with the digests
 /// stored for its host when both sides have them.
 struct NewSnapshot<'a> {
@@ -112,17 +165,19 @@ macro_rules! backend {
             /// Applies every write in one transaction; when that fails, each
             /// write is retried in its own so one bad message cannot sink
             /// the others. Returns one outcome per write, in order.
+            /// `origin` names this collector in drift announcements.
             pub(crate) async fn apply_batch(
                 pool: &Pool,
                 ops: &[&Op],
+                origin: &str,
             ) -> Vec<Result<Outcome, StoreError>> {
-                match apply_all(pool, ops).await {
+                match apply_all(pool, ops, origin).await {
                     Ok(outcomes) => outcomes,
                     Err(err) if ops.len() == 1 => vec![Err(err)],
                     Err(_) => {
                         let mut out = Vec::with_capacity(ops.len());
                         for op in ops {
-                            out.push(match apply_all(pool, std::slice::from_ref(op)).await {
+                            out.push(match apply_all(pool, std::slice::from_ref(op), origin).await {
                                 Ok(mut v) => v.pop().unwrap_or(Err(StoreError::WriterGone)),
                                 Err(err) => Err(err),
                             });
@@ -137,6 +192,7 @@ macro_rules! backend {
             async fn apply_all(
                 pool: &Pool,
                 ops: &[&Op],
+                origin: &str,
             ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
                 let mut conn = pool.acquire().await.map_err(q("get a connection"))?;
                 let mut tx = conn.begin().await.map_err(q("begin a transaction"))?;
@@ -160,7 +216,7 @@ macro_rules! backend {
                                 }
                                 j += 1;
                             }
-                            outcomes.extend(apply_drifts(&mut tx, &ops[i..j]).await?);
+                            outcomes.extend(apply_drifts(&mut tx, &ops[i..j], origin).await?);
                             i = j;
                         }
                         Op::Snapshot { .. } => {
@@ -172,7 +228,7 @@ macro_rules! backend {
                             i = j;
                         }
                         op => {
-                            match apply(&mut tx, op).await {
+                            match apply(&mut tx, op, origin).await {
                                 Ok(outcome) => outcomes.push(Ok(outcome)),
                                 Err(StoreError::UnknownHost(host)) => {
                                     outcomes.push(Err(StoreError::UnknownHost(host)))
@@ -208,6 +264,7 @@ macro_rules! backend {
             async fn apply_drifts(
                 conn: &mut Conn,
                 ops: &[&Op],
+                origin: &str,
             ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
                 let mut hosts: Vec<&str> = Vec::new();
                 {
@@ -231,7 +288,7 @@ macro_rules! backend {
                 let mut results = cols::ResultRows::default();
                 let mut open = cols::FindingRows::default();
                 let mut resolve = cols::Keys::default();
-                let mut payloads: Vec<String> = Vec::new();
+                let mut announced: Vec<(&str, i64)> = Vec::new();
                 for op in ops {
                     let Op::Drift { host, seq, at_ms, kind, row, body, .. } = op else {
                         continue;
@@ -254,7 +311,7 @@ macro_rules! backend {
                                 resolve.push(host, &row.policy, &row.rule, *at_ms);
                             }
                             if $postgres {
-                                payloads.push(format!("{seq}:{host}"));
+                                announced.push((host, *seq));
                             }
                         }
                     }
@@ -276,7 +333,7 @@ macro_rules! backend {
                 bulk::upsert_results(conn, &results).await?;
                 bulk::open_findings(conn, &open).await?;
                 bulk::resolve_findings(conn, &resolve).await?;
-                bulk::announce(conn, &payloads).await?;
+                bulk::announce(conn, &announcements(origin, &announced)).await?;
                 Ok(outcomes)
             }
 
@@ -438,7 +495,7 @@ macro_rules! backend {
                 Ok(outcomes)
             }
 
-            async fn apply(conn: &mut Conn, op: &Op) -> Result<Outcome, StoreError> {
+            async fn apply(conn: &mut Conn, op: &Op, origin: &str) -> Result<Outcome, StoreError> {
                 match op {
                     Op::Hello {
                         host,
@@ -499,7 +556,7 @@ macro_rules! backend {
                         .map_err(q("mark a host connected"))?;
                         Ok(Outcome::Done)
                     }
-                    Op::Drift { .. } => apply_drifts(conn, std::slice::from_ref(&op))
+                    Op::Drift { .. } => apply_drifts(conn, std::slice::from_ref(&op), origin)
                         .await?
                         .pop()
                         .unwrap_or(Err(StoreError::WriterGone)),
@@ -866,7 +923,7 @@ pub(super) mod postgres {
 
     use super::super::Inner;
     pub(crate) use super::postgres_sql::*;
-    use super::{DRIFT_CHANNEL, DriftEvent, StoreError, q};
+    use super::{DRIFT_CHANNEL, DriftEvent, StoreError, parse_announcement, q};
     use prost::Message;
     use sqlx::postgres::PgListener;
     use sqlx::{PgPool, Row};
@@ -876,12 +933,6 @@ pub(super) mod postgres {
 
     /// How many announcements the relay reads back with one query at most.
     const RELAY_BATCH: usize = 1024;
-
-    /// The (host, seq) of a `SEQ:HOST` announcement.
-    fn parse_announcement(payload: &str) -> Option<(String, i64)> {
-        let (seq, host) = payload.split_once(':')?;
-        Some((host.to_string(), seq.parse().ok()?))
-    }
 
     /// The announced drift events that are stored, in the order announced,
     /// with `hostname` set.
@@ -919,6 +970,7 @@ pub(super) mod postgres {
     pub(crate) async fn listen(
         pool: &PgPool,
         store: Weak<Inner>,
+        origin: String,
     ) -> Result<impl Future<Output = ()> + Send + 'static, StoreError> {
         let mut listener = PgListener::connect_with(pool)
             .await
@@ -952,14 +1004,27 @@ pub(super) mod postgres {
                         continue;
                     }
                 };
-                // Whatever else has arrived is read back with it, in one query.
+                // Whatever else has arrived is read back with it, in one
+                // query; this collector's own events were published when
+                // they were stored.
                 let mut announced = Vec::with_capacity(64);
-                announced.extend(parse_announcement(notification.payload()));
+                let take = |announced: &mut Vec<_>, payload: &str| match parse_announcement(payload)
+                {
+                    Some((from, events)) if from != origin => announced.extend(events),
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(payload, "ignored a drift announcement that does not parse")
+                    }
+                };
+                take(&mut announced, notification.payload());
                 while announced.len() < RELAY_BATCH {
                     let Some(more) = listener.next_buffered() else {
                         break;
                     };
-                    announced.extend(parse_announcement(more.payload()));
+                    take(&mut announced, more.payload());
+                }
+                if announced.is_empty() {
+                    continue;
                 }
                 match announced_events(&pool, &announced).await {
                     Ok(events) => {
@@ -976,5 +1041,72 @@ pub(super) mod postgres {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_any_host_name() {
+        let events = [
+            ("web-1", 1),
+            ("a host with spaces", 22),
+            ("7 3 x", 333),
+            ("", 4),
+            ("ünïcode", i64::MAX),
+        ];
+        let payloads = announcements("0123456789abcdef", &events);
+        assert_eq!(payloads.len(), 1);
+        let (origin, parsed) = parse_announcement(&payloads[0]).expect("parses");
+        assert_eq!(origin, "0123456789abcdef");
+        let want: Vec<(String, i64)> = events.iter().map(|(h, s)| (h.to_string(), *s)).collect();
+        assert_eq!(parsed, want);
+    }
+
+    #[test]
+    fn announcements_are_cut_under_the_limit_and_keep_their_order() {
+        let hosts: Vec<String> = (0..2_000).map(|i| format!("host-{i:05}")).collect();
+        let events: Vec<(&str, i64)> = hosts.iter().map(|h| (h.as_str(), 7)).collect();
+        let payloads = announcements("origin", &events);
+        assert!(payloads.len() > 1, "{} payloads", payloads.len());
+        let mut all = Vec::new();
+        for p in &payloads {
+            assert!(p.len() <= ANNOUNCEMENT_MAX, "{} bytes", p.len());
+            let (origin, parsed) = parse_announcement(p).expect("parses");
+            assert_eq!(origin, "origin");
+            all.extend(parsed);
+        }
+        let want: Vec<(String, i64)> = hosts.iter().map(|h| (h.clone(), 7)).collect();
+        assert_eq!(all, want);
+        assert!(announcements("origin", &[]).is_empty());
+    }
+
+    #[test]
+    fn a_host_name_too_long_to_announce_is_left_out() {
+        let long = "x".repeat(ANNOUNCEMENT_MAX);
+        let payloads = announcements("o", &[("a", 1), (long.as_str(), 2), ("b", 3)]);
+        let parsed: Vec<(String, i64)> = payloads
+            .iter()
+            .flat_map(|p| parse_announcement(p).expect("parses").1)
+            .collect();
+        assert_eq!(parsed, [("a".to_string(), 1), ("b".to_string(), 3)]);
+    }
+
+    #[test]
+    fn malformed_announcements_do_not_parse() {
+        for payload in [
+            "",
+            "origin",
+            "origin 1",
+            "origin 1 5 abc",
+            "origin x 3 abc",
+            "origin 1 -1 abc",
+            "origin 1 3 abcd",
+        ] {
+            assert_eq!(parse_announcement(payload), None, "{payload:?}");
+        }
+        assert_eq!(parse_announcement("origin "), Some(("origin", vec![])));
     }
 }
