@@ -109,6 +109,20 @@ fn parse_announcement(payload: &str) -> Option<(&str, Vec<(String, i64)>)> {
     Some((origin, events))
 }
 
+/// A filter on `column` by parameter `$n` that matches everything when the
+/// parameter is its type's empty value: `empty` is that value's literal and
+/// `set` whether the request sets the filter. Either way the parameter is
+/// used, so its type and position do not change; but only a set filter is
+/// written as the equality an index can serve (`$n = '' OR column = $n`
+/// would make both databases scan the table).
+fn filter(set: bool, column: &str, n: u8, empty: &str) -> String {
+    if set {
+        format!("{column} = ${n}")
+    } else {
+        format!("${n} = {empty}")
+    }
+}
+
 /// A new snapshot of one host in a round of snapshots, with the digests
 /// stored for its host when both sides have them.
 struct NewSnapshot<'a> {
@@ -679,10 +693,11 @@ macro_rules! backend {
                 cut: &[i64; 5],
                 only: &str,
             ) -> Result<Vec<HostSummary>, StoreError> {
-                let rows = sqlx::query(
+                let only_host = filter(!only.is_empty(), "host", 1, "''");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT host, agent_version, last_seen_ms, connected, last_seq FROM hosts \
-                     WHERE ($1 = '' OR host = $1) ORDER BY host",
-                )
+                     WHERE {only_host} ORDER BY host",
+                )))
                 .bind(only)
                 .fetch_all(pool)
                 .await
@@ -706,9 +721,9 @@ macro_rules! backend {
                         last_seq: u64::try_from(last_seq).unwrap_or(0),
                     });
                 }
-                let rows = sqlx::query(
-                    "SELECT host, status, COUNT(*) FROM results WHERE ($1 = '' OR host = $1) GROUP BY host, status",
-                )
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT host, status, COUNT(*) FROM results WHERE {only_host} GROUP BY host, status",
+                )))
                 .bind(only)
                 .fetch_all(pool)
                 .await
@@ -724,7 +739,8 @@ macro_rules! backend {
                     }
                 }
                 let sql = format!(
-                    "SELECT f.host, COUNT(*) FROM findings f WHERE ($6 = '' OR f.host = $6) AND {OVERDUE} GROUP BY f.host"
+                    "SELECT f.host, COUNT(*) FROM findings f WHERE {} AND {OVERDUE} GROUP BY f.host",
+                    filter(!only.is_empty(), "f.host", 6, "''"),
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(cut[0])
@@ -812,9 +828,13 @@ macro_rules! backend {
                 let sql = format!(
                     "SELECT f.host, f.policy, f.rule, f.title, f.severity, f.first_failed_ms, f.resolved_ms, r.status, r.body \
                      FROM findings f LEFT JOIN results r ON r.host = f.host AND r.policy = f.policy AND r.rule = f.rule \
-                     WHERE ($6 = 0 OR f.severity = $6) AND ($7 = '' OR f.policy = $7) AND ($8 = '' OR f.rule = $8) \
-                     AND ($9 = '' OR f.host = $9) AND ($10 = 1 OR f.resolved_ms IS NULL) AND ($11 = 0 OR {OVERDUE}) \
-                     ORDER BY f.severity DESC, f.first_failed_ms, f.host, f.policy, f.rule, f.id"
+                     WHERE {} AND {} AND {} AND {} \
+                     AND ($10 = 1 OR f.resolved_ms IS NULL) AND ($11 = 0 OR {OVERDUE}) \
+                     ORDER BY f.severity DESC, f.first_failed_ms, f.host, f.policy, f.rule, f.id",
+                    filter(request.severity != 0, "f.severity", 6, "0"),
+                    filter(!request.policy.is_empty(), "f.policy", 7, "''"),
+                    filter(!request.rule.is_empty(), "f.rule", 8, "''"),
+                    filter(!request.host.is_empty(), "f.host", 9, "''"),
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(cut[0])
