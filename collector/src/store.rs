@@ -1,7 +1,10 @@
 //! The collector's store: hosts, the latest result of every (host, policy,
 //! rule), the drift history and the life of every finding, in SQLite (one
-//! file, WAL) or PostgreSQL, written by one writer task that commits the
-//! queued messages of all connections together.
+//! file, WAL) or PostgreSQL, written by writer tasks that commit the
+//! queued messages of all connections together: one for SQLite (which
+//! writes one transaction at a time anyway), a few for PostgreSQL, each
+//! owning the hosts whose names hash to it, so every host's messages are
+//! applied in order by one writer.
 
 mod backend;
 mod bulk;
@@ -37,8 +40,11 @@ pub const DRIFT_CHANNEL: &str = "hardend_drift";
 const MAX_BATCH_OPS: usize = 4096;
 /// How many rule results one transaction takes at most (snapshots are large).
 const MAX_BATCH_RESULTS: usize = 40_000;
-/// How many writes may wait for the writer before senders wait.
+/// How many writes may wait for a writer before senders wait.
 const QUEUE_DEPTH: usize = 16_384;
+/// How many writers a PostgreSQL store runs: while one waits for the
+/// database, another prepares or commits its batch.
+const POSTGRES_WRITERS: usize = 2;
 /// How many live drift events a slow console may fall behind.
 const DRIFT_BROADCAST_DEPTH: usize = 8192;
 
@@ -137,6 +143,16 @@ enum Op {
 }
 
 impl Op {
+    /// The host the write is about.
+    fn host(&self) -> &str {
+        match self {
+            Op::Hello { host, .. }
+            | Op::Connected { host, .. }
+            | Op::Snapshot { host, .. }
+            | Op::Drift { host, .. } => host,
+        }
+    }
+
     fn weight(&self) -> usize {
         match self {
             Op::Snapshot { rows, .. } => rows.len().max(1),
@@ -167,7 +183,8 @@ enum Backend {
 
 struct Inner {
     backend: Backend,
-    writer: mpsc::Sender<WriteRequest>,
+    /// The writers' queues; a host's writes go to `writers[shard(host)]`.
+    writers: Vec<mpsc::Sender<WriteRequest>>,
     drift: broadcast::Sender<DriftEvent>,
     deadlines: Deadlines,
 }
@@ -367,12 +384,17 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
-        let (writer, queue) = mpsc::channel(QUEUE_DEPTH);
+        let shards = match backend {
+            Backend::Sqlite(_) => 1,
+            Backend::Postgres(_) => POSTGRES_WRITERS,
+        };
+        let (writers, queues): (Vec<_>, Vec<_>) =
+            (0..shards).map(|_| mpsc::channel(QUEUE_DEPTH)).unzip();
         let (drift, _) = broadcast::channel(DRIFT_BROADCAST_DEPTH);
         let store = Store {
             inner: Arc::new(Inner {
                 backend: backend.clone(),
-                writer,
+                writers,
                 drift: drift.clone(),
                 deadlines,
             }),
@@ -386,7 +408,14 @@ impl Store {
                     .await?;
             tokio::spawn(listener);
         }
-        tokio::spawn(writer_task(backend, queue, drift, origin));
+        for queue in queues {
+            tokio::spawn(writer_task(
+                backend.clone(),
+                queue,
+                drift.clone(),
+                origin.clone(),
+            ));
+        }
         Ok(store)
     }
 
@@ -397,8 +426,8 @@ impl Store {
 
     async fn submit(&self, op: Op) -> Result<PendingWrite, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.inner
-            .writer
+        let writers = &self.inner.writers;
+        writers[shard(op.host(), writers.len())]
             .send(WriteRequest { op, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
@@ -473,7 +502,7 @@ impl Store {
             }
         }
         // The digests are computed here, on the connection's task, so the
-        // single writer only compares them.
+        // writer only compares them.
         let mut keyed: Vec<(u64, u64, ResultRow)> = rows
             .into_iter()
             .map(|row| {
@@ -632,6 +661,19 @@ impl Store {
     }
 }
 
+/// The writer of `host` among `shards`: the same one for as long as the
+/// store is open (a host's writes must stay in order).
+fn shard(host: &str, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    // FNV-1a: stable, and spreads similar names (web-1, web-2).
+    let hash = host.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % shards as u64) as usize
+}
+
 /// Eight random bytes from the operating system.
 fn random_u64() -> Result<u64, StoreError> {
     use ring::rand::SecureRandom;
@@ -642,7 +684,7 @@ fn random_u64() -> Result<u64, StoreError> {
     Ok(u64::from_ne_bytes(bytes))
 }
 
-/// The single writer: takes every queued write, commits them together, then
+/// A writer: takes every write queued for it, commits them together, then
 /// answers each and publishes the stored drift events. With PostgreSQL the
 /// commit also announces them, as `origin`'s, to the other collectors.
 async fn writer_task(
