@@ -618,7 +618,7 @@ fn main() {
         hosts: env_usize("HARDEND_BENCH_HOSTS", 10_000),
         agents: env_usize("HARDEND_BENCH_AGENTS", 50).max(1),
         events: env_usize("HARDEND_BENCH_EVENTS", 200_000),
-        snapshots: env_usize("HARDEND_BENCH_SNAPSHOTS", 3_000),
+        snapshots: env_usize("HARDEND_BENCH_SNAPSHOTS", 6_000),
         latency_samples: env_usize("HARDEND_BENCH_LATENCY_SAMPLES", 200).max(1),
     };
     let work = tempfile::tempdir().expect("tempdir");
