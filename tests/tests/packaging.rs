@@ -1,7 +1,8 @@
 //! The packages and their systemd units: the units' sandbox exposure and a
 //! clean `systemd-analyze verify`; the commented conffiles; the .deb packages
 //! installed, upgraded and purged in a copy of the debootstrapped Debian root;
-//! the .rpm packages read back with `rpm -qp`. The packages are built once per
+//! the .rpm packages read back with `rpm -qp`, then installed, reinstalled
+//! and erased with `rpm --root` in another copy. The packages are built once per
 //! run by `scripts/package --no-build` from the binaries already built.
 
 use std::collections::BTreeSet;
@@ -915,12 +916,16 @@ fn scriptlet_body(scripts: &str, name: &str) -> String {
 }
 
 /// `rpm --root` on a copy of the Debian root runs the .rpm's scriptlets for
-/// real (with the root's sh, getent and groupadd): install, a reinstall that
-/// keeps the edited configuration file, and an erase that leaves only that
+/// real (with the root's sh, getent, groupadd and useradd): install (then
+/// `installed` checks what the scriptlets did), a reinstall that keeps the
+/// edited configuration file `conffile`, and an erase that leaves only that
 /// edit (as .rpmsave) and the directories that other packages own on RHEL.
-#[test]
-fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
-    let Some(pkgs) = packages() else { return };
+fn rpm_installs_reinstalls_and_erases(
+    rpm_file: &Path,
+    name: &str,
+    conffile: &str,
+    installed: impl Fn(&Path),
+) {
     if !require("rpm (Debian's rpm package)", have_command("rpm")) {
         return;
     }
@@ -933,19 +938,14 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
                 .arg("--root")
                 .arg(root)
                 .args(args)
-                .arg(&pkgs.agent_rpm),
+                .arg(rpm_file),
         ))
     };
     run_ok(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
     // --nodeps: the Debian root's libraries are not in the rpm database.
     rpm(&["-i", "--nodeps"]);
-    assert!(
-        group_line(root, "hardend").is_some(),
-        "%pre creates the group hardend"
-    );
-    let policies_d = std::fs::metadata(root.join("etc/hardend/policies.d")).expect("policies.d");
-    assert_eq!(policies_d.permissions().mode() & 0o777, 0o750);
-    let files = run_ok(Command::new("rpm").arg("-qlp").arg(&pkgs.agent_rpm));
+    installed(root);
+    let files = run_ok(Command::new("rpm").arg("-qlp").arg(rpm_file));
     let files: Vec<String> = String::from_utf8_lossy(&files.stdout)
         .lines()
         .map(str::to_string)
@@ -957,9 +957,9 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
         );
     }
 
-    let conffile = root.join("etc/hardend/hardend.yaml");
+    let conffile = root.join(conffile);
     let mut edited = std::fs::read_to_string(&conffile).expect("conffile");
-    edited.push_str("journald: off   # edited by the operator\n");
+    edited.push_str("# edited by the operator\n");
     std::fs::write(&conffile, &edited).expect("edit conffile");
     rpm(&["--reinstall", "--nodeps"]);
     assert_eq!(
@@ -971,7 +971,7 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
         Command::new("rpm")
             .arg("--root")
             .arg(root)
-            .args(["-e", "hardend"]),
+            .args(["-e", name]),
     );
     for file in &files {
         assert!(
@@ -979,17 +979,22 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
             "erase left {file}"
         );
     }
-    let saved = root.join("etc/hardend/hardend.yaml.rpmsave");
+    let mut saved = conffile.clone().into_os_string();
+    saved.push(".rpmsave");
+    let saved = PathBuf::from(saved);
     assert_eq!(
         std::fs::read_to_string(&saved).expect("the edit is kept as .rpmsave"),
         edited
     );
     std::fs::remove_file(&saved).expect("remove .rpmsave");
-    std::fs::remove_dir(root.join("etc/hardend"))
-        .expect("only the .rpmsave was left in /etc/hardend");
+    let config_dir = conffile.parent().expect("the configuration directory");
+    std::fs::remove_dir(config_dir)
+        .expect("only the .rpmsave was left in the configuration directory");
 
-    // What stays: rpm's own database (Debian's rpm keeps it in /root/.rpmdb)
-    // and directories that belong to systemd, fish, zsh and bash-completion on
+    // What stays: rpm's own database (Debian's rpm keeps it in /root/.rpmdb),
+    // the accounts the scriptlets made (an rpm's users and groups outlive it,
+    // as on RHEL: they are lines in files that were there before), and
+    // directories that belong to systemd, fish, zsh and bash-completion on
     // RHEL, which this root lacks.
     let shared = [
         "root/.rpmdb",
@@ -1009,4 +1014,49 @@ fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
             );
         }
     }
+}
+
+#[test]
+fn agent_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
+    let Some(pkgs) = packages() else { return };
+    rpm_installs_reinstalls_and_erases(
+        &pkgs.agent_rpm,
+        "hardend",
+        "etc/hardend/hardend.yaml",
+        |root| {
+            assert!(
+                group_line(root, "hardend").is_some(),
+                "%pre creates the group hardend"
+            );
+            let policies_d =
+                std::fs::metadata(root.join("etc/hardend/policies.d")).expect("policies.d");
+            assert_eq!(policies_d.permissions().mode() & 0o777, 0o750);
+        },
+    );
+}
+
+#[test]
+fn collector_rpm_installs_reinstalls_and_erases_in_a_debian_root() {
+    let Some(pkgs) = packages() else { return };
+    rpm_installs_reinstalls_and_erases(
+        &pkgs.collector_rpm,
+        "hardend-collector",
+        "etc/hardend-collector/collector.yaml",
+        |root| {
+            let user = passwd_line(root, "hardend-collector").expect("%pre creates the user");
+            let fields: Vec<&str> = user.split(':').collect();
+            assert_eq!(fields[5], "/var/lib/hardend-collector", "{user}");
+            assert_eq!(fields[6], "/sbin/nologin", "{user}");
+            let uid: u32 = fields[2].parse().expect("uid");
+            assert!(uid < 1000, "not a system user: {user}");
+            assert!(group_line(root, "hardend-collector").is_some());
+            // The installed programs run in the installed root.
+            let out = run_ok(
+                Command::new("chroot")
+                    .arg(root)
+                    .args(["/usr/bin/hardenctl", "--help"]),
+            );
+            assert!(text(&out).contains("hardenctl"), "{}", text(&out));
+        },
+    );
 }
