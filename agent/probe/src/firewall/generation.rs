@@ -10,7 +10,9 @@
 //! before it is used, and an answer that does not carry the id is an error.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+
+use crate::netlink::{u16_at, u32_at};
 
 /// `NFNL_SUBSYS_NFTABLES` (from `linux/netfilter/nfnetlink.h`).
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -100,88 +102,18 @@ fn request(seq: u32) -> [u8; NLMSG_HDR_LEN + NFGENMSG_LEN] {
 }
 
 fn send(fd: &OwnedFd) -> Result<(), GenerationError> {
-    let req = request(SEQ);
-    // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    loop {
-        // SAFETY: the buffer and the address point at live values of the
-        // lengths given.
-        let sent = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(GenerationError::Send(e));
-        }
-        if sent as usize != req.len() {
-            return Err(GenerationError::Send(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short send",
-            )));
-        }
-        return Ok(());
-    }
+    crate::netlink::send(fd, &request(SEQ)).map_err(GenerationError::Send)
 }
 
-/// Receives one datagram from the kernel and returns its length; a datagram
-/// from any other sender is dropped.
+/// Receives one datagram from the kernel and returns its length.
 fn receive(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, GenerationError> {
-    loop {
-        // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
-        let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: the buffer and the address are live and writable for the
-        // lengths given. MSG_TRUNC makes the result the datagram's real
-        // length, so a truncated datagram is seen.
-        let got = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                (&mut from as *mut libc::sockaddr_nl).cast(),
-                &mut from_len,
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(GenerationError::Receive(e));
-        }
-        let got = got as usize;
-        if got > buf.len() {
-            return Err(GenerationError::Malformed(format!(
-                "a datagram of {got} bytes was truncated"
-            )));
-        }
-        if from.nl_family != libc::AF_NETLINK as libc::sa_family_t || from.nl_pid != 0 {
-            continue;
-        }
-        return Ok(got);
+    let got = crate::netlink::receive(fd, buf).map_err(GenerationError::Receive)?;
+    if got > buf.len() {
+        return Err(GenerationError::Malformed(format!(
+            "a datagram of {got} bytes was truncated"
+        )));
     }
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    let raw: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
-    Some(u16::from_ne_bytes(raw))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_ne_bytes(raw))
+    Ok(got)
 }
 
 /// Rounds up to the netlink alignment of 4 bytes.

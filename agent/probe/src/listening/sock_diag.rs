@@ -16,9 +16,11 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use hardend_facts::listening::{Proto, Socket};
+
+use crate::netlink::{u16_at, u32_at};
 
 /// The netlink message type of a sock_diag request and of its answers.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -177,41 +179,10 @@ fn request(dump: Dump, seq: u32) -> [u8; NLMSG_HDR_LEN + INET_DIAG_REQ_V2_LEN] {
 }
 
 fn send_request(fd: &OwnedFd, dump: Dump, seq: u32) -> Result<(), SockDiagError> {
-    let req = request(dump, seq);
-    // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    loop {
-        // SAFETY: the buffer and the address point at live values of the
-        // lengths given.
-        let sent = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(SockDiagError::Send {
-                what: dump.what(),
-                source: e,
-            });
-        }
-        if sent as usize != req.len() {
-            return Err(SockDiagError::Send {
-                what: dump.what(),
-                source: io::Error::new(io::ErrorKind::WriteZero, "short send"),
-            });
-        }
-        return Ok(());
-    }
+    crate::netlink::send(fd, &request(dump, seq)).map_err(|source| SockDiagError::Send {
+        what: dump.what(),
+        source,
+    })
 }
 
 /// Receives datagrams until the dump's NLMSG_DONE, appending its sockets.
@@ -238,50 +209,19 @@ fn receive_dump(
     })
 }
 
-/// Receives one datagram from the kernel and returns its length; a datagram
-/// from any other sender is dropped.
+/// Receives one datagram of `dump` from the kernel and returns its length.
 fn receive(fd: &OwnedFd, dump: Dump, buf: &mut [u8]) -> Result<usize, SockDiagError> {
-    loop {
-        // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
-        let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: the buffer and the address are live and writable for the
-        // lengths given. MSG_TRUNC makes the result the datagram's real
-        // length, so a truncated datagram is seen.
-        let got = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                (&mut from as *mut libc::sockaddr_nl).cast(),
-                &mut from_len,
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(SockDiagError::Receive {
-                what: dump.what(),
-                source: e,
-            });
-        }
-        let got = got as usize;
-        if got > buf.len() {
-            return Err(SockDiagError::Malformed {
-                what: dump.what(),
-                why: format!("a datagram of {got} bytes was truncated"),
-            });
-        }
-        // Only the kernel (port id 0) answers a dump; another process could
-        // send to our port id, and its datagram is ignored.
-        if from.nl_family != libc::AF_NETLINK as libc::sa_family_t || from.nl_pid != 0 {
-            continue;
-        }
-        return Ok(got);
+    let got = crate::netlink::receive(fd, buf).map_err(|source| SockDiagError::Receive {
+        what: dump.what(),
+        source,
+    })?;
+    if got > buf.len() {
+        return Err(SockDiagError::Malformed {
+            what: dump.what(),
+            why: format!("a datagram of {got} bytes was truncated"),
+        });
     }
+    Ok(got)
 }
 
 /// Whether a dump is finished after a datagram.
@@ -311,9 +251,9 @@ fn parse_datagram(
                 rest.len()
             ))
         })?;
-        let len = read_u32(header, 0).unwrap_or(0) as usize;
-        let kind = read_u16(header, 4).unwrap_or(0);
-        let msg_seq = read_u32(header, 8).unwrap_or(0);
+        let len = u32_at(header, 0).unwrap_or(0) as usize;
+        let kind = u16_at(header, 4).unwrap_or(0);
+        let msg_seq = u32_at(header, 8).unwrap_or(0);
         if len < NLMSG_HDR_LEN || len > rest.len() {
             return Err(malformed(format!(
                 "a message claims {len} bytes with {} left",
@@ -412,7 +352,7 @@ fn parse_diag_msg(payload: &[u8], dump: Dump) -> Result<Option<Socket>, SockDiag
         };
         IpAddr::V4(Ipv4Addr::from(bytes))
     };
-    let inode = read_u32(msg, MSG_INODE).unwrap_or(0);
+    let inode = u32_at(msg, MSG_INODE).unwrap_or(0);
     Ok(Some(Socket {
         proto: dump.proto,
         address,
@@ -422,18 +362,8 @@ fn parse_diag_msg(payload: &[u8], dump: Dump) -> Result<Option<Socket>, SockDiag
     }))
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    let b = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_ne_bytes(b.try_into().ok()?))
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_ne_bytes(b.try_into().ok()?))
-}
-
 fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    read_u32(bytes, at).map(|v| v as i32)
+    u32_at(bytes, at).map(|v| v as i32)
 }
 
 #[cfg(test)]
@@ -478,18 +408,18 @@ mod tests {
     #[test]
     fn the_request_asks_for_listening_tcp_of_one_family() {
         let req = request(TCP4, 7);
-        assert_eq!(read_u32(&req, 0), Some(72));
-        assert_eq!(read_u16(&req, 4), Some(SOCK_DIAG_BY_FAMILY));
-        assert_eq!(read_u16(&req, 6), Some(0x301));
-        assert_eq!(read_u32(&req, 8), Some(7));
+        assert_eq!(u32_at(&req, 0), Some(72));
+        assert_eq!(u16_at(&req, 4), Some(SOCK_DIAG_BY_FAMILY));
+        assert_eq!(u16_at(&req, 6), Some(0x301));
+        assert_eq!(u32_at(&req, 8), Some(7));
         assert_eq!(req[16], libc::AF_INET as u8);
         assert_eq!(req[17], libc::IPPROTO_TCP as u8);
-        assert_eq!(read_u32(&req, 20), Some(1 << 10));
+        assert_eq!(u32_at(&req, 20), Some(1 << 10));
         assert!(req[24..].iter().all(|&b| b == 0));
         let udp = request(UDP6, 1);
         assert_eq!(udp[16], libc::AF_INET6 as u8);
         assert_eq!(udp[17], libc::IPPROTO_UDP as u8);
-        assert_eq!(read_u32(&udp, 20), Some(1 << 7));
+        assert_eq!(u32_at(&udp, 20), Some(1 << 7));
     }
 
     #[test]
