@@ -1,5 +1,7 @@
 //! Pending security updates: the installed packages (dpkg status) against
-//! the package lists of security suites in `/var/lib/apt/lists`.
+//! the package lists of security suites in `/var/lib/apt/lists`; on a root
+//! with rpm's database instead, `rpm` compares them with dnf's cached
+//! security advisories.
 //!
 //! Only files are read, never apt itself, so an offline root works. A
 //! `*_Packages` list belongs to the `*_Release` or `*_InRelease` file whose
@@ -10,6 +12,8 @@
 //! evaluation whose lists did not change parses nothing.
 
 pub mod cache;
+pub mod rpm;
+pub mod updateinfo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -17,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, LazyLock};
 
 use hardend_facts::posture::{PatchesFact, PendingUpdate};
-use hardend_facts::{Evidence, ProbeFailure, Probed, Source};
+use hardend_facts::{Evidence, PackageFormat, ProbeFailure, Probed, Source};
 
 use crate::dpkgver;
 use crate::package::{self, DPKG_STATUS, DPKG_UPDATES, DpkgRecord};
@@ -27,11 +31,15 @@ use cache::{Stamp, StampCache};
 /// Where apt keeps the downloaded package lists, relative to the root.
 pub const APT_LISTS: &str = "/var/lib/apt/lists";
 
-/// Errors of reading the package database and the apt lists.
+/// Errors of reading the package database, the apt lists and dnf's
+/// repository metadata.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchesError {
-    #[error("no dpkg database under the root ({DPKG_STATUS} is missing)")]
-    NoDpkg,
+    #[error("no package database under the root (neither {DPKG_STATUS} nor rpm's rpmdb.sqlite)")]
+    NoDatabase,
+    /// rpm's database could not be read (the package probe's message).
+    #[error("{0}")]
+    Rpm(String),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: RootError },
     #[error("cannot read {path}: {reason}")]
@@ -42,32 +50,39 @@ pub enum PatchesError {
 /// a few megabytes, and a hostile file must not exhaust memory.
 pub const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
 
-/// How a `*_Packages` list is stored, from its file name.
+/// How a `*_Packages` list or an `updateinfo.xml` is stored, from its
+/// file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
     Lz4,
-    /// Compressions apt supports that this probe does not read.
+    Zstd,
+    /// Compressions apt or dnf use that this probe does not read.
     Unsupported(&'static str),
 }
 
 impl Compression {
+    /// A file's compression by its suffix, and its name without the suffix.
+    pub fn of_file(name: &str) -> (Compression, &str) {
+        const SUFFIXES: [(&str, Compression); 5] = [
+            (".gz", Compression::Gzip),
+            (".lz4", Compression::Lz4),
+            (".zst", Compression::Zstd),
+            (".xz", Compression::Unsupported("xz")),
+            (".bz2", Compression::Unsupported("bzip2")),
+        ];
+        SUFFIXES
+            .iter()
+            .find_map(|(suffix, c)| Some((*c, name.strip_suffix(suffix)?)))
+            .unwrap_or((Compression::None, name))
+    }
+
     /// The list's compression and its name without the compression suffix;
     /// `None` when the name is not a `*_Packages` list.
     pub fn of(name: &str) -> Option<(Compression, &str)> {
-        const SUFFIXES: [(&str, Compression); 6] = [
-            ("", Compression::None),
-            (".gz", Compression::Gzip),
-            (".lz4", Compression::Lz4),
-            (".xz", Compression::Unsupported("xz")),
-            (".zst", Compression::Unsupported("zstd")),
-            (".bz2", Compression::Unsupported("bzip2")),
-        ];
-        SUFFIXES.iter().find_map(|(suffix, c)| {
-            let base = name.strip_suffix(suffix)?;
-            base.ends_with("_Packages").then_some((*c, base))
-        })
+        let (c, base) = Compression::of_file(name);
+        base.ends_with("_Packages").then_some((c, base))
     }
 }
 
@@ -83,18 +98,24 @@ pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, Stri
         Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
             .take(MAX_LIST_BYTES + 1)
             .read_to_end(&mut out),
+        // One frame, with the decoder's default window limit (a hostile
+        // frame cannot ask for gigabytes of window).
+        Compression::Zstd => match ruzstd::decoding::StreamingDecoder::new(data) {
+            Ok(d) => d.take(MAX_LIST_BYTES + 1).read_to_end(&mut out),
+            Err(e) => return Err(format!("corrupt compressed file: {e}")),
+        },
         Compression::Unsupported(format) => {
             return Err(format!(
-                "the list is compressed with {format}, which hardend does not read"
+                "the file is compressed with {format}, which hardend does not read"
             ));
         }
     };
     match result {
         Ok(_) if out.len() as u64 > MAX_LIST_BYTES => Err(format!(
-            "the list is larger than {MAX_LIST_BYTES} bytes once decompressed"
+            "the file is larger than {MAX_LIST_BYTES} bytes once decompressed"
         )),
         Ok(_) => Ok(out),
-        Err(e) => Err(format!("corrupt compressed list: {e}")),
+        Err(e) => Err(format!("corrupt compressed file: {e}")),
     }
 }
 
@@ -161,13 +182,16 @@ pub fn probe(fs: &RootFs) -> Probed<PatchesFact> {
     probe_inner(fs).map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
-/// The dpkg database and the apt lists directory (host paths).
+/// The dpkg database and the apt lists directory, and rpm's database and
+/// dnf's metadata caches (host paths): a root may gain either.
 pub fn sources(fs: &RootFs) -> Vec<Source> {
-    vec![
+    let mut out = vec![
         Source::Path(fs.host_path(package::DPKG_DIR)),
         Source::Path(fs.host_path(DPKG_UPDATES)),
         Source::Path(fs.host_path(APT_LISTS)),
-    ]
+    ];
+    out.extend(rpm::sources(fs));
+    out
 }
 
 fn is_absent(e: &RootError) -> bool {
@@ -206,7 +230,7 @@ fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesE
         records
     }) {
         Ok(s) => s,
-        Err(e) if is_absent(&e) => return Err(PatchesError::NoDpkg),
+        Err(e) if is_absent(&e) => return Err(PatchesError::NoDatabase),
         Err(e) => return Err(read_err(DPKG_STATUS)(e)),
     };
     let mut records: Vec<&DpkgRecord> = status.iter().collect();
@@ -291,7 +315,10 @@ fn security_lists(fs: &RootFs) -> Result<Vec<(String, String, Compression)>, Pat
 }
 
 fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
-    let installed = installed(fs)?;
+    let installed = match installed(fs) {
+        Err(PatchesError::NoDatabase) => return rpm::probe(fs),
+        other => other?,
+    };
     let lists = security_lists(fs)?;
     // The best candidate per installed package: (version, suite, list, line).
     let mut best: BTreeMap<(&str, &str), (String, String, String, u32)> = BTreeMap::new();
@@ -356,6 +383,7 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
                 installed: version.clone(),
                 candidate: candidate.clone(),
                 suite: suite.clone(),
+                severity: None,
                 evidence: Evidence::line(
                     list,
                     line,
@@ -368,6 +396,7 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
         pending,
         security_lists: read,
         installed_count: installed.len(),
+        format: PackageFormat::Dpkg,
     })
 }
 
@@ -552,6 +581,24 @@ mod tests {
         let lz = lz.finish().expect("lz4");
         assert_eq!(decompress(&lz, Compression::Lz4).as_deref(), Ok(&text[..]));
         assert!(decompress(b"not lz4", Compression::Lz4).is_err());
+        let zst = ruzstd::encoding::compress_to_vec(
+            &text[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(
+            decompress(&zst, Compression::Zstd).as_deref(),
+            Ok(&text[..])
+        );
+        assert!(decompress(&zst[..zst.len() - 2], Compression::Zstd).is_err());
+        assert!(decompress(b"not zstd", Compression::Zstd).is_err());
+        assert_eq!(
+            Compression::of_file("r/repodata/a-updateinfo.xml.zst"),
+            (Compression::Zstd, "r/repodata/a-updateinfo.xml")
+        );
+        assert_eq!(
+            Compression::of_file("a-updateinfo.xml"),
+            (Compression::None, "a-updateinfo.xml")
+        );
         assert!(decompress(b"x", Compression::Unsupported("xz")).is_err());
     }
 

@@ -1,0 +1,235 @@
+//! Pending security updates on an rpm host: the installed packages (rpm's
+//! sqlite database, read by `rpmdb`) against the security advisories of the
+//! repository metadata dnf (4 and 5) and yum cache under the root.
+//!
+//! Each cached repository has `repodata/repomd.xml`, which names the
+//! repository's `updateinfo` file; its `type="security"` advisories list
+//! the fixed packages by name, architecture and `[epoch:]version-release`.
+//! Only files are read, never dnf itself, so an offline root works. Parsed
+//! files are cached by their stamp like the apt lists.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use hardend_facts::posture::{PatchesFact, PendingUpdate};
+use hardend_facts::{Evidence, PackageFormat, Source};
+
+use super::updateinfo::{self, AdvisoryPackage, SecurityPackages, UpdateinfoError};
+use super::{Compression, PatchesError, StampCache, cached, decompress, is_absent, read_err};
+use crate::RootFs;
+use crate::package::{self, PackageError, RPM_DIRS};
+use crate::rpmdb;
+use crate::rpmver;
+
+/// The metadata caches (root-relative) and how deep below each one a
+/// repository's directory is: dnf 4 and dnf 5 keep `<repo>-<hash>/`, yum
+/// keeps `<basearch>/<releasever>/<repo>/`.
+pub const REPO_CACHES: [(&str, usize); 3] = [
+    ("/var/cache/dnf", 1),
+    ("/var/cache/libdnf5", 1),
+    ("/var/cache/yum", 3),
+];
+
+/// More directories than any cache holds; a tree past it is refused rather
+/// than walked without bound.
+pub const MAX_CACHE_ENTRIES: usize = 4096;
+
+static REPOMDS: LazyLock<StampCache<Result<Option<String>, UpdateinfoError>>> =
+    LazyLock::new(StampCache::default);
+static UPDATEINFOS: LazyLock<StampCache<Result<SecurityPackages, String>>> =
+    LazyLock::new(StampCache::default);
+static UPDATEINFO_PARSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many `updateinfo` files this process has parsed (not served from
+/// the cache); tests use it to see the cache work.
+pub fn updateinfo_parses() -> u64 {
+    UPDATEINFO_PARSES.load(AtomicOrdering::Relaxed)
+}
+
+/// The rpm database directories, the metadata caches and each cached
+/// repository's directory and `repodata` (host paths), so that an rpm
+/// transaction, a new repository or a `dnf makecache` re-evaluates.
+pub fn sources(fs: &RootFs) -> Vec<Source> {
+    let mut out: Vec<Source> = RPM_DIRS
+        .iter()
+        .map(|d| Source::Path(fs.host_path(d)))
+        .collect();
+    for (cache, _) in REPO_CACHES {
+        out.push(Source::Path(fs.host_path(cache)));
+    }
+    // An unreadable cache is the probe's error to report; here it only
+    // has no repositories to name.
+    for repo in repo_dirs(fs).unwrap_or_default() {
+        out.push(Source::Path(fs.host_path(&repo)));
+        out.push(Source::Path(fs.host_path(&format!("{repo}/repodata"))));
+    }
+    out
+}
+
+/// The directories below `dir` (root-relative), `depth` levels down.
+fn walk(
+    fs: &RootFs,
+    dir: &str,
+    depth: usize,
+    seen: &mut usize,
+    out: &mut Vec<String>,
+) -> Result<(), PatchesError> {
+    if depth == 0 {
+        out.push(dir.to_string());
+        return Ok(());
+    }
+    let names = match fs.read_dir(dir) {
+        Ok(n) => n,
+        Err(e) if is_absent(&e) => return Ok(()),
+        Err(e) => return Err(read_err(dir)(e)),
+    };
+    for name in names {
+        *seen += 1;
+        if *seen > MAX_CACHE_ENTRIES {
+            return Err(PatchesError::List {
+                path: dir.to_string(),
+                reason: format!("more than {MAX_CACHE_ENTRIES} entries in the metadata cache"),
+            });
+        }
+        let path = format!("{dir}/{name}");
+        let is_dir = fs.metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            walk(fs, &path, depth - 1, seen, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The cached repositories' directories (root-relative), those that hold
+/// `repodata/repomd.xml` or not.
+pub fn repo_dirs(fs: &RootFs) -> Result<Vec<String>, PatchesError> {
+    let mut out = Vec::new();
+    for (cache, depth) in REPO_CACHES {
+        let mut seen = 0;
+        walk(fs, cache, depth, &mut seen, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The installed packages: (name, architecture) -> the newest installed
+/// `[epoch:]version-release`. Pseudo-packages without an architecture
+/// (`gpg-pubkey`) are left out: no advisory names them.
+fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesError> {
+    let db = match package::find_rpm_database(fs) {
+        Ok(db) => db,
+        Err(PackageError::NoDatabase { .. }) => return Err(PatchesError::NoDatabase),
+        Err(e) => return Err(PatchesError::Rpm(e.to_string())),
+    };
+    let rows = rpmdb::read_rows(fs, &db).map_err(|e| PatchesError::Rpm(e.to_string()))?;
+    let mut out: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (_, p) in rows {
+        let Some(arch) = p.arch.clone() else {
+            continue;
+        };
+        let evr = p.evr();
+        let key = (p.name, arch);
+        let newer = out
+            .get(&key)
+            .is_none_or(|kept| rpmver::compare(&evr, kept).is_gt());
+        if newer {
+            out.insert(key, evr);
+        }
+    }
+    Ok(out)
+}
+
+/// The `updateinfo` file a repository's `repomd.xml` names (root-relative),
+/// `None` when the repository has no metadata or no advisories.
+fn updateinfo_path(fs: &RootFs, repo: &str) -> Result<Option<String>, PatchesError> {
+    let repomd = format!("{repo}/repodata/repomd.xml");
+    let href = match cached(fs, &REPOMDS, &repomd, updateinfo::parse_repomd) {
+        Ok(h) => h,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(read_err(&repomd)(e)),
+    };
+    match href.as_ref() {
+        Ok(Some(href)) => Ok(Some(format!("{repo}/{href}"))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(PatchesError::List {
+            path: repomd,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Reads the pending security updates of an rpm root.
+pub(super) fn probe(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
+    let installed = installed(fs)?;
+    // The newest advisory package per installed package, with its file.
+    let mut best: BTreeMap<(&str, &str), (AdvisoryPackage, String)> = BTreeMap::new();
+    let mut read = Vec::new();
+    for repo in repo_dirs(fs)? {
+        let Some(path) = updateinfo_path(fs, &repo)? else {
+            continue;
+        };
+        let (compression, _) = Compression::of_file(&path);
+        let info = match cached(fs, &UPDATEINFOS, &path, |b| {
+            UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
+            decompress(b, compression)
+                .and_then(|text| updateinfo::parse_updateinfo(&text).map_err(|e| e.to_string()))
+        }) {
+            Ok(info) => info,
+            // Named but not downloaded (dnf 5 fetches it on demand): this
+            // repository tells nothing of security fixes.
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(read_err(&path)(e)),
+        };
+        let info = match info.as_ref() {
+            Ok(info) => info,
+            Err(reason) => {
+                return Err(PatchesError::List {
+                    path,
+                    reason: reason.clone(),
+                });
+            }
+        };
+        for (name, arch) in installed.keys() {
+            let Some(entries) = info.by_name.get(name) else {
+                continue;
+            };
+            for p in entries.iter().filter(|p| p.arch == *arch) {
+                let key = (name.as_str(), arch.as_str());
+                let better = best
+                    .get(&key)
+                    .is_none_or(|(kept, _)| rpmver::compare(&p.evr, &kept.evr).is_gt());
+                if better {
+                    best.insert(key, (p.clone(), path.clone()));
+                }
+            }
+        }
+        read.push(path);
+    }
+    let mut pending = Vec::new();
+    for ((name, arch), (advisory, path)) in best {
+        let Some(version) = installed.get(&(name.to_string(), arch.to_string())) else {
+            continue;
+        };
+        if rpmver::compare(&advisory.evr, version).is_gt() {
+            let text = format!(
+                "{name} {version} installed, {} in {}",
+                advisory.evr, advisory.advisory
+            );
+            pending.push(PendingUpdate {
+                package: name.to_string(),
+                architecture: arch.to_string(),
+                installed: version.clone(),
+                candidate: advisory.evr,
+                suite: advisory.advisory,
+                severity: advisory.severity,
+                evidence: Evidence::line(path, advisory.line, text),
+            });
+        }
+    }
+    Ok(PatchesFact {
+        pending,
+        security_lists: read,
+        installed_count: installed.len(),
+        format: PackageFormat::Rpm,
+    })
+}
