@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use hardend_facts::PackageFormat;
 use hardend_probe::{RootFs, package};
-use hardend_tests::{have_command, program, require, rpm_in_root as rpm, rpm_register as register};
+use hardend_tests::{
+    have_command, program, python_imports, require, rpm_in_root as rpm, rpm_register as register,
+    run_python_json,
+};
 
 const DB_DIR: &str = "var/lib/rpm";
 const DB: &str = "var/lib/rpm/rpmdb.sqlite";
@@ -49,13 +52,25 @@ fn rpms() -> Option<&'static Rpms> {
 }
 
 fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release: &str) -> PathBuf {
+    build_rpm_for(top, name, epoch, version, release, "noarch")
+}
+
+/// An empty package of `arch` (the build host's own, or `noarch`).
+fn build_rpm_for(
+    top: &Path,
+    name: &str,
+    epoch: Option<u32>,
+    version: &str,
+    release: &str,
+    arch: &str,
+) -> PathBuf {
     let epoch_line = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
     let spec = top.join(format!("SPECS/{name}.spec"));
     fs::write(
         &spec,
         format!(
             "Name: {name}\n{epoch_line}Version: {version}\nRelease: {release}\n\
-             Summary: hardend test package\nLicense: MIT\nBuildArch: noarch\n\
+             Summary: hardend test package\nLicense: MIT\nBuildArch: {arch}\n\
              %description\nA package with no files.\n%files\n"
         ),
     )
@@ -72,7 +87,7 @@ fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release:
         "rpmbuild failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rpm = top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"));
+    let rpm = top.join(format!("RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"));
     assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
     rpm
 }
@@ -95,6 +110,29 @@ fn check(
     root: &Path,
     policy_rules: &str,
 ) -> BTreeMap<String, (String, String, String, Vec<String>)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    check_results(root, policy_rules)
+        .iter()
+        .map(|r| {
+            let evidence = r["evidence"]
+                .as_array()
+                .map(|es| es.iter().map(|e| text(&e["text"])).collect())
+                .unwrap_or_default();
+            (
+                text(&r["rule"]),
+                (
+                    text(&r["status"]),
+                    text(&r["actual"]),
+                    text(&r["message"]),
+                    evidence,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The `results` of `hardend check --format json` with `policy_rules` on `root`.
+fn check_results(root: &Path, policy_rules: &str) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("rpm.yaml");
     fs::write(
@@ -120,27 +158,7 @@ fn check(
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    report["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| {
-            let evidence = r["evidence"]
-                .as_array()
-                .map(|es| es.iter().map(|e| text(&e["text"])).collect())
-                .unwrap_or_default();
-            (
-                text(&r["rule"]),
-                (
-                    text(&r["status"]),
-                    text(&r["actual"]),
-                    text(&r["message"]),
-                    evidence,
-                ),
-            )
-        })
-        .collect()
+    report["results"].as_array().expect("results").clone()
 }
 
 const RULES: &str = r#"
@@ -491,5 +509,228 @@ fn rpm_version_ordering_agrees_with_rpm_itself() {
         disagreements.len(),
         pairs.len(),
         disagreements.join("\n")
+    );
+}
+
+/// `openssl` 1:3.0.7-24.el9 and `bash` 5.1-6 of the build host's
+/// architecture, and that architecture, built once per test run.
+fn patch_rpms() -> Option<&'static (PathBuf, PathBuf, String)> {
+    static BUILT: OnceLock<Option<(PathBuf, PathBuf, String)>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            rpms()?;
+            let out = Command::new("rpm")
+                .args(["--eval", "%{_arch}"])
+                .output()
+                .expect("run rpm --eval");
+            let arch = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(!arch.is_empty() && arch != "noarch", "rpm's arch: {arch:?}");
+            let top = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("rpmdb-patches-top-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&top);
+            fs::create_dir_all(top.join("SPECS")).expect("mkdir SPECS");
+            let openssl = build_rpm_for(&top, "openssl", Some(1), "3.0.7", "24.el9", &arch);
+            let bash = build_rpm_for(&top, "bash", None, "5.1", "6", &arch);
+            Some((openssl, bash, arch))
+        })
+        .as_ref()
+}
+
+/// An advisory for `write_repo`: packages are (name, epoch, version,
+/// release, arch).
+fn advisory(
+    id: &str,
+    kind: &str,
+    packages: &[(&str, &str, &str, &str, &str)],
+) -> serde_json::Value {
+    let packages: Vec<serde_json::Value> = packages
+        .iter()
+        .map(|(name, epoch, version, release, arch)| {
+            serde_json::json!({"name": name, "epoch": epoch, "version": version,
+                               "release": release, "arch": arch})
+        })
+        .collect();
+    serde_json::json!({"id": id, "type": kind, "severity": "Important", "packages": packages})
+}
+
+/// Replaces the cached repository `ROOT/REPO` with createrepo_c's
+/// `repomd.xml` and updateinfo of `advisories`; returns the updateinfo's
+/// root-relative path.
+fn write_repo(
+    root: &Path,
+    repo: &str,
+    compression: &str,
+    advisories: &[serde_json::Value],
+) -> String {
+    let dir = root.join(repo);
+    let _ = fs::remove_dir_all(&dir);
+    let args: Vec<std::ffi::OsString> = vec![
+        dir.clone().into(),
+        compression.into(),
+        serde_json::Value::from(advisories.to_vec())
+            .to_string()
+            .into(),
+    ];
+    let out = run_python_json("dnf_repodata.py", args);
+    let href = out["updateinfo"].as_str().expect("updateinfo href");
+    format!("/{repo}/{href}")
+}
+
+/// The 1-based line of the `<package>` element of `name` and `arch` in a
+/// gzip-compressed updateinfo, decompressed by gzip itself.
+fn package_line(file: &Path, name: &str, arch: &str) -> u64 {
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(file)
+        .output()
+        .expect("run gzip");
+    assert!(out.status.success(), "gzip -dc {}", file.display());
+    let text = String::from_utf8(out.stdout).expect("UTF-8 XML");
+    let at = text
+        .lines()
+        .position(|l| {
+            l.contains(&format!("<package name=\"{name}\""))
+                && l.contains(&format!("arch=\"{arch}\""))
+        })
+        .unwrap_or_else(|| panic!("no {name}.{arch} in {text}"));
+    at as u64 + 1
+}
+
+const PATCHES_RULE: &str = "  - { id: patches, title: T, severity: high, check: { patches: { security_updates_pending: 0 } } }\n";
+
+#[test]
+fn pending_security_updates_come_from_dnf_advisories() {
+    let Some((openssl, bash, arch)) = patch_rpms() else {
+        return;
+    };
+    let Some(rpms) = rpms() else { return };
+    if !require(
+        "the Python module createrepo_c (pip install createrepo-c) and gzip",
+        python_imports("createrepo_c") && have_command("gzip"),
+    ) {
+        return;
+    }
+    const BASEOS: &str = "var/cache/dnf/baseos-1a2b3c4d5e6f7a8b";
+    const APPSTREAM: &str = "var/cache/libdnf5/appstream-9f8e7d6c5b4a3f2e";
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    register(root, DB_DIR, &[openssl, bash, &rpms.alpha]);
+    let arch = arch.as_str();
+    let baseos = |openssl_release: &str| {
+        [
+            advisory(
+                "RHSA-2024:1234",
+                "security",
+                &[
+                    ("openssl", "1", "3.0.7", openssl_release, arch),
+                    ("openssl", "1", "3.0.7", openssl_release, "src"),
+                ],
+            ),
+            // A newer bash, but not a security fix.
+            advisory(
+                "RHBA-2024:0001",
+                "bugfix",
+                &[("bash", "0", "5.1", "7", arch)],
+            ),
+        ]
+    };
+    let gz = write_repo(root, BASEOS, "gz", &baseos("25.el9"));
+    // dnf 5's cache, zstd: an older openssl fix, a newer hd-alpha of another
+    // architecture than the installed noarch one, and a package not installed.
+    let other_arch = if arch == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let zst = write_repo(
+        root,
+        APPSTREAM,
+        "zst",
+        &[advisory(
+            "FEDORA-2024-0001",
+            "security",
+            &[
+                ("openssl", "1", "3.0.7", "20.el9", arch),
+                ("hd-alpha", "2", "1.2.3", "9", other_arch),
+                ("curl", "0", "8.0", "1", arch),
+            ],
+        )],
+    );
+    assert!(gz.ends_with("-updateinfo.xml.gz") && zst.ends_with("-updateinfo.xml.zst"));
+
+    // 1. openssl, and only openssl, is pending, named by its advisory.
+    let results = check_results(root, PATCHES_RULE);
+    let r = &results[0];
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(
+        r["actual"],
+        "1 pending: openssl 1:3.0.7-24.el9 -> 1:3.0.7-25.el9 (RHSA-2024:1234)"
+    );
+    let evidence = r["evidence"].as_array().expect("evidence");
+    assert_eq!(evidence.len(), 1, "{r}");
+    assert_eq!(evidence[0]["path"], gz.as_str());
+    let line = package_line(&root.join(gz.trim_start_matches('/')), "openssl", arch);
+    assert_eq!(evidence[0]["line"], line, "{r}");
+    assert_eq!(
+        evidence[0]["text"],
+        "openssl 1:3.0.7-24.el9 installed, 1:3.0.7-25.el9 in RHSA-2024:1234"
+    );
+    // Both caches were read (the zstd one too), and parsed once.
+    let fs = RootFs::new(root);
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(fact.format, PackageFormat::Rpm);
+    assert_eq!(fact.security_lists, [gz.clone(), zst.clone()]);
+    assert_eq!(fact.installed_count, 3);
+    assert_eq!(fact.pending[0].severity.as_deref(), Some("Important"));
+    let parses = hardend_probe::patches::rpm::updateinfo_parses();
+    hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_parses(), parses);
+    // The watcher is told of the rpm database and each repository's metadata.
+    let sources = hardend_probe::patches::sources(&fs);
+    for dir in [
+        "var/lib/rpm",
+        "var/cache/dnf",
+        &format!("{BASEOS}/repodata"),
+        &format!("{APPSTREAM}/repodata"),
+    ] {
+        assert!(
+            sources.contains(&hardend_facts::Source::Path(root.join(dir))),
+            "{dir} not in {sources:?}"
+        );
+    }
+
+    // 2. The advisory offers what is installed: nothing is pending.
+    let gz = write_repo(root, BASEOS, "gz", &baseos("24.el9"));
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(
+        r["actual"],
+        "0 pending (3 installed packages against 2 security updateinfo files)"
+    );
+
+    // 3. A corrupt updateinfo is an error, never a pass.
+    fs::write(
+        root.join(gz.trim_start_matches('/')),
+        b"\x1f\x8b\x08\x00not gzip at all",
+    )
+    .expect("corrupt");
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "error", "{r}");
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&gz) && message.contains("corrupt"),
+        "{message}"
+    );
+
+    // 4. No cached advisories at all: the host cannot learn of security fixes.
+    fs::remove_dir_all(root.join("var/cache/dnf")).expect("rm dnf cache");
+    fs::remove_dir_all(root.join("var/cache/libdnf5")).expect("rm libdnf5 cache");
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "fail", "{r}");
+    let actual = r["actual"].as_str().unwrap_or_default();
+    assert!(
+        actual.starts_with("no dnf updateinfo")
+            && actual.ends_with("cannot learn of security fixes"),
+        "{actual}"
     );
 }
