@@ -14,7 +14,7 @@ use hardend_facts::PackageFormat;
 use hardend_probe::{RootFs, package};
 use hardend_tests::{
     have_command, program, python_imports, require, rpm_in_root as rpm, rpm_register as register,
-    run_python_json,
+    run_python_json, shipped_policies,
 };
 
 const DB_DIR: &str = "var/lib/rpm";
@@ -142,12 +142,18 @@ fn check_results(root: &Path, policy_rules: &str) -> Vec<serde_json::Value> {
         ),
     )
     .expect("write policy");
+    check_policy(root, &policy)
+}
+
+/// The `results` of `hardend check --format json` with the policy file
+/// `policy` on `root`.
+fn check_policy(root: &Path, policy: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(program("hardend"))
         .arg("check")
         .arg("--root")
         .arg(root)
         .arg("--policy")
-        .arg(&policy)
+        .arg(policy)
         .args(["--format", "json"])
         .output()
         .expect("run hardend");
@@ -675,6 +681,17 @@ fn pending_security_updates_come_from_dnf_advisories() {
         evidence[0]["text"],
         "openssl 1:3.0.7-24.el9 installed, 1:3.0.7-25.el9 in RHSA-2024:1234"
     );
+    // The shipped rule applies to rpm hosts and says the same.
+    let shipped = check_policy(
+        root,
+        &shipped_policies().join("linux-baseline-patches.yaml"),
+    );
+    let rule = shipped
+        .iter()
+        .find(|r| r["rule"] == "patches-security-updates-applied")
+        .expect("the shipped patches rule");
+    assert_eq!(rule["status"], "fail", "{rule}");
+    assert_eq!(rule["actual"], r["actual"]);
     // Both caches were read (the zstd one too), and parsed once.
     let fs = RootFs::new(root);
     let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
