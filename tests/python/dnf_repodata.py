@@ -4,7 +4,7 @@ REPO/repodata/repomd.xml naming REPO/repodata/<checksum>-updateinfo.xml.<ext>,
 both made by createrepo_c (the library createrepo and Koji use), so the
 metadata hardend reads is not the test's own idea of the format.
 
-Usage: dnf_repodata.py REPO gz|zst ADVISORIES_JSON
+Usage: dnf_repodata.py REPO gz|zst|xz ADVISORIES_JSON
 
 ADVISORIES_JSON is a list of {"id", "type", "severity", "packages": [{"name",
 "epoch", "version", "release", "arch"}]}. Prints one JSON object:
@@ -18,7 +18,7 @@ import sys
 
 import createrepo_c as cr
 
-COMPRESSIONS = {"gz": cr.GZ_COMPRESSION, "zst": cr.ZSTD_COMPRESSION}
+COMPRESSIONS = {"gz": cr.GZ_COMPRESSION, "zst": cr.ZSTD_COMPRESSION, "xz": cr.XZ_COMPRESSION}
 
 
 def main() -> None:

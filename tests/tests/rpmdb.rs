@@ -662,7 +662,20 @@ fn pending_security_updates_come_from_dnf_advisories() {
             ],
         )],
     );
+    // yum's layout, xz: a fix for bash, but of the other architecture.
+    const YUM: &str = "var/cache/yum/x86_64/9/updates";
+    let xz = write_repo(
+        root,
+        YUM,
+        "xz",
+        &[advisory(
+            "RHSA-2024:0777",
+            "security",
+            &[("bash", "0", "5.1", "9", other_arch)],
+        )],
+    );
     assert!(gz.ends_with("-updateinfo.xml.gz") && zst.ends_with("-updateinfo.xml.zst"));
+    assert!(xz.ends_with("-updateinfo.xml.xz"));
 
     // 1. openssl, and only openssl, is pending, named by its advisory.
     let results = check_results(root, PATCHES_RULE);
@@ -692,11 +705,11 @@ fn pending_security_updates_come_from_dnf_advisories() {
         .expect("the shipped patches rule");
     assert_eq!(rule["status"], "fail", "{rule}");
     assert_eq!(rule["actual"], r["actual"]);
-    // Both caches were read (the zstd one too), and parsed once.
+    // The three caches were read (zstd and xz too), and parsed once.
     let fs = RootFs::new(root);
     let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
     assert_eq!(fact.format, PackageFormat::Rpm);
-    assert_eq!(fact.security_lists, [gz.clone(), zst.clone()]);
+    assert_eq!(fact.security_lists, [gz.clone(), zst.clone(), xz.clone()]);
     assert_eq!(fact.installed_count, 3);
     assert_eq!(fact.pending[0].severity.as_deref(), Some("Important"));
     let parses = hardend_probe::patches::rpm::updateinfo_parses();
@@ -722,7 +735,7 @@ fn pending_security_updates_come_from_dnf_advisories() {
     assert_eq!(r["status"], "pass", "{r}");
     assert_eq!(
         r["actual"],
-        "0 pending (3 installed packages against 2 security updateinfo files)"
+        "0 pending (3 installed packages against 3 security updateinfo files)"
     );
 
     // 3. A corrupt updateinfo is an error, never a pass.
@@ -742,6 +755,7 @@ fn pending_security_updates_come_from_dnf_advisories() {
     // 4. No cached advisories at all: the host cannot learn of security fixes.
     fs::remove_dir_all(root.join("var/cache/dnf")).expect("rm dnf cache");
     fs::remove_dir_all(root.join("var/cache/libdnf5")).expect("rm libdnf5 cache");
+    fs::remove_dir_all(root.join("var/cache/yum")).expect("rm yum cache");
     let r = &check_results(root, PATCHES_RULE)[0];
     assert_eq!(r["status"], "fail", "{r}");
     let actual = r["actual"].as_str().unwrap_or_default();

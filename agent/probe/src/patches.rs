@@ -37,9 +37,11 @@ pub const APT_LISTS: &str = "/var/lib/apt/lists";
 pub enum PatchesError {
     #[error("no package database under the root (neither {DPKG_STATUS} nor rpm's rpmdb.sqlite)")]
     NoDatabase,
-    /// rpm's database could not be read (the package probe's message).
-    #[error("{0}")]
-    Rpm(String),
+    /// rpm's database is of a format hardend does not read.
+    #[error(transparent)]
+    RpmDatabase(#[from] crate::package::PackageError),
+    #[error(transparent)]
+    Rpm(#[from] crate::rpmdb::RpmdbError),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: RootError },
     #[error("cannot read {path}: {reason}")]
@@ -58,6 +60,7 @@ pub enum Compression {
     Gzip,
     Lz4,
     Zstd,
+    Xz,
     /// Compressions apt or dnf use that this probe does not read.
     Unsupported(&'static str),
 }
@@ -65,12 +68,13 @@ pub enum Compression {
 impl Compression {
     /// A file's compression by its suffix, and its name without the suffix.
     pub fn of_file(name: &str) -> (Compression, &str) {
-        const SUFFIXES: [(&str, Compression); 5] = [
+        const SUFFIXES: [(&str, Compression); 6] = [
             (".gz", Compression::Gzip),
             (".lz4", Compression::Lz4),
             (".zst", Compression::Zstd),
-            (".xz", Compression::Unsupported("xz")),
+            (".xz", Compression::Xz),
             (".bz2", Compression::Unsupported("bzip2")),
+            (".zck", Compression::Unsupported("zchunk")),
         ];
         SUFFIXES
             .iter()
@@ -86,37 +90,70 @@ impl Compression {
     }
 }
 
-/// The list's text, decompressed and capped at [`MAX_LIST_BYTES`].
+/// A writer into a vector that refuses to grow past [`MAX_LIST_BYTES`] + 1
+/// bytes (for decoders that write rather than read).
+struct Capped<'a>(&'a mut Vec<u8>);
+
+impl io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let cap = usize::try_from(MAX_LIST_BYTES + 1).unwrap_or(usize::MAX);
+        let room = cap.saturating_sub(self.0.len());
+        if room == 0 {
+            return Err(io::Error::other("decompressed size limit reached"));
+        }
+        let n = buf.len().min(room);
+        self.0.extend_from_slice(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The file's text, decompressed and capped at [`MAX_LIST_BYTES`].
 pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut out = Vec::new();
-    let result = match compression {
+    let result: Result<(), String> = match compression {
         Compression::None => return Ok(data.to_vec()),
         Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
             .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out),
+            .read_to_end(&mut out)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
             .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out),
+            .read_to_end(&mut out)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         // One frame, with the decoder's default window limit (a hostile
         // frame cannot ask for gigabytes of window).
-        Compression::Zstd => match ruzstd::decoding::StreamingDecoder::new(data) {
-            Ok(d) => d.take(MAX_LIST_BYTES + 1).read_to_end(&mut out),
-            Err(e) => return Err(format!("corrupt compressed file: {e}")),
-        },
+        Compression::Zstd => ruzstd::decoding::StreamingDecoder::new(data)
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                d.take(MAX_LIST_BYTES + 1)
+                    .read_to_end(&mut out)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        Compression::Xz => {
+            let mut input = data;
+            lzma_rs::xz_decompress(&mut input, &mut Capped(&mut out)).map_err(|e| e.to_string())
+        }
         Compression::Unsupported(format) => {
             return Err(format!(
                 "the file is compressed with {format}, which hardend does not read"
             ));
         }
     };
-    match result {
-        Ok(_) if out.len() as u64 > MAX_LIST_BYTES => Err(format!(
+    if out.len() as u64 > MAX_LIST_BYTES {
+        return Err(format!(
             "the file is larger than {MAX_LIST_BYTES} bytes once decompressed"
-        )),
-        Ok(_) => Ok(out),
-        Err(e) => Err(format!("corrupt compressed file: {e}")),
+        ));
     }
+    result.map_err(|e| format!("corrupt compressed file: {e}"))?;
+    Ok(out)
 }
 
 /// One package version offered by a list.
@@ -591,6 +628,14 @@ mod tests {
         );
         assert!(decompress(&zst[..zst.len() - 2], Compression::Zstd).is_err());
         assert!(decompress(b"not zstd", Compression::Zstd).is_err());
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &text[..], &mut xz).expect("xz");
+        assert_eq!(decompress(&xz, Compression::Xz).as_deref(), Ok(&text[..]));
+        let err = decompress(&xz[..xz.len() - 4], Compression::Xz).expect_err("cut xz");
+        assert!(err.starts_with("corrupt compressed file"), "{err}");
+        let (zck, _) = Compression::of_file("a-updateinfo.xml.zck");
+        let err = decompress(b"\0ZCK1", zck).expect_err("zchunk");
+        assert!(err.contains("zchunk"), "{err}");
         assert_eq!(
             Compression::of_file("r/repodata/a-updateinfo.xml.zst"),
             (Compression::Zstd, "r/repodata/a-updateinfo.xml")

@@ -9,8 +9,8 @@
 //! files are cached by their stamp like the apt lists.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, LazyLock};
 
 use hardend_facts::posture::{PatchesFact, PendingUpdate};
 use hardend_facts::{Evidence, PackageFormat, Source};
@@ -35,10 +35,12 @@ pub const REPO_CACHES: [(&str, usize); 3] = [
 /// than walked without bound.
 pub const MAX_CACHE_ENTRIES: usize = 4096;
 
-static REPOMDS: LazyLock<StampCache<Result<Option<String>, UpdateinfoError>>> =
+static REPOMDS: LazyLock<StampCache<Result<Vec<String>, UpdateinfoError>>> =
     LazyLock::new(StampCache::default);
-static UPDATEINFOS: LazyLock<StampCache<Result<SecurityPackages, String>>> =
-    LazyLock::new(StampCache::default);
+/// A parsed `updateinfo`, or why it could not be read.
+type Parsed = Result<SecurityPackages, String>;
+
+static UPDATEINFOS: LazyLock<StampCache<Parsed>> = LazyLock::new(StampCache::default);
 static UPDATEINFO_PARSES: AtomicU64 = AtomicU64::new(0);
 
 /// How many `updateinfo` files this process has parsed (not served from
@@ -119,9 +121,9 @@ fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesE
     let db = match package::find_rpm_database(fs) {
         Ok(db) => db,
         Err(PackageError::NoDatabase { .. }) => return Err(PatchesError::NoDatabase),
-        Err(e) => return Err(PatchesError::Rpm(e.to_string())),
+        Err(e) => return Err(e.into()),
     };
-    let rows = rpmdb::read_rows(fs, &db).map_err(|e| PatchesError::Rpm(e.to_string()))?;
+    let rows = rpmdb::read_rows(fs, &db)?;
     let mut out: BTreeMap<(String, String), String> = BTreeMap::new();
     for (_, p) in rows {
         let Some(arch) = p.arch.clone() else {
@@ -139,23 +141,44 @@ fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesE
     Ok(out)
 }
 
-/// The `updateinfo` file a repository's `repomd.xml` names (root-relative),
-/// `None` when the repository has no metadata or no advisories.
-fn updateinfo_path(fs: &RootFs, repo: &str) -> Result<Option<String>, PatchesError> {
+/// The `updateinfo` files a repository's `repomd.xml` names (root-relative),
+/// in the order to try them; empty when the repository has no metadata or
+/// no advisories.
+fn updateinfo_paths(fs: &RootFs, repo: &str) -> Result<Vec<String>, PatchesError> {
     let repomd = format!("{repo}/repodata/repomd.xml");
-    let href = match cached(fs, &REPOMDS, &repomd, updateinfo::parse_repomd) {
+    let hrefs = match cached(fs, &REPOMDS, &repomd, updateinfo::parse_repomd) {
         Ok(h) => h,
-        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) if is_absent(&e) => return Ok(Vec::new()),
         Err(e) => return Err(read_err(&repomd)(e)),
     };
-    match href.as_ref() {
-        Ok(Some(href)) => Ok(Some(format!("{repo}/{href}"))),
-        Ok(None) => Ok(None),
+    match hrefs.as_ref() {
+        Ok(hrefs) => Ok(hrefs.iter().map(|h| format!("{repo}/{h}")).collect()),
         Err(e) => Err(PatchesError::List {
             path: repomd,
             reason: e.to_string(),
         }),
     }
+}
+
+/// The first of `paths` that exists, parsed (through the cache); `None`
+/// when none was downloaded (dnf 5 fetches advisories on demand).
+fn read_updateinfo(
+    fs: &RootFs,
+    paths: &[String],
+) -> Result<Option<(String, Arc<Parsed>)>, PatchesError> {
+    for path in paths {
+        let (compression, _) = Compression::of_file(path);
+        match cached(fs, &UPDATEINFOS, path, |b| {
+            UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
+            decompress(b, compression)
+                .and_then(|text| updateinfo::parse_updateinfo(&text).map_err(|e| e.to_string()))
+        }) {
+            Ok(info) => return Ok(Some((path.clone(), info))),
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(read_err(path)(e)),
+        }
+    }
+    Ok(None)
 }
 
 /// Reads the pending security updates of an rpm root.
@@ -165,20 +188,8 @@ pub(super) fn probe(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
     let mut best: BTreeMap<(&str, &str), (AdvisoryPackage, String)> = BTreeMap::new();
     let mut read = Vec::new();
     for repo in repo_dirs(fs)? {
-        let Some(path) = updateinfo_path(fs, &repo)? else {
+        let Some((path, info)) = read_updateinfo(fs, &updateinfo_paths(fs, &repo)?)? else {
             continue;
-        };
-        let (compression, _) = Compression::of_file(&path);
-        let info = match cached(fs, &UPDATEINFOS, &path, |b| {
-            UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
-            decompress(b, compression)
-                .and_then(|text| updateinfo::parse_updateinfo(&text).map_err(|e| e.to_string()))
-        }) {
-            Ok(info) => info,
-            // Named but not downloaded (dnf 5 fetches it on demand): this
-            // repository tells nothing of security fixes.
-            Err(e) if is_absent(&e) => continue,
-            Err(e) => return Err(read_err(&path)(e)),
         };
         let info = match info.as_ref() {
             Ok(info) => info,

@@ -75,16 +75,19 @@ fn attribute(
     Ok(None)
 }
 
-/// The `href` of the `<location>` of `<data type="updateinfo">`, relative to
-/// the repository's directory (`repodata/...-updateinfo.xml.zst`); `None`
-/// when the repository publishes no advisories. A location that is
-/// absolute or climbs out of the repository is an error.
-pub fn parse_repomd(data: &[u8]) -> Result<Option<String>, UpdateinfoError> {
+/// The `href`s of the repository's advisories, relative to its directory
+/// (`repodata/...-updateinfo.xml.zst`), in the order to try them: the
+/// `<location>` of `<data type="updateinfo">`, then of `updateinfo_zck`
+/// (the zchunk copy dnf may download instead). Empty when the repository
+/// publishes no advisories. A location that is absolute or climbs out of
+/// the repository is an error.
+pub fn parse_repomd(data: &[u8]) -> Result<Vec<String>, UpdateinfoError> {
+    const TYPES: [&str; 2] = ["updateinfo", "updateinfo_zck"];
     let mut reader = Reader::from_reader(data);
     let mut depth = 0usize;
-    // The depth of the `<data type="updateinfo">` element being read.
-    let mut in_updateinfo: Option<usize> = None;
-    let mut found: Option<String> = None;
+    // The depth and type (index into TYPES) of the `<data>` being read.
+    let mut in_data: Option<(usize, usize)> = None;
+    let mut found: [Option<String>; 2] = [None, None];
     loop {
         let event = match reader.read_event() {
             Ok(ev) => ev,
@@ -95,8 +98,8 @@ pub fn parse_repomd(data: &[u8]) -> Result<Option<String>, UpdateinfoError> {
             Event::Empty(e) => (e, true),
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
-                if in_updateinfo == Some(depth) {
-                    in_updateinfo = None;
+                if in_data.is_some_and(|(d, _)| d == depth) {
+                    in_data = None;
                 }
                 continue;
             }
@@ -104,14 +107,18 @@ pub fn parse_repomd(data: &[u8]) -> Result<Option<String>, UpdateinfoError> {
             _ => continue,
         };
         let local = e.local_name();
-        if local.as_ref() == "data"
-            && !empty
-            && in_updateinfo.is_none()
-            && attribute(&reader, &e, "type")?.is_some_and(|t| t.trim() == "updateinfo")
+        if local.as_ref() == "data" && !empty && in_data.is_none() {
+            let kind = attribute(&reader, &e, "type")?;
+            in_data = TYPES
+                .iter()
+                .position(|t| kind.as_deref().is_some_and(|k| k.trim() == *t))
+                .map(|i| (depth, i));
+        } else if local.as_ref() == "location"
+            && let Some((_, i)) = in_data
+            && let Some(slot) = found.get_mut(i)
+            && slot.is_none()
         {
-            in_updateinfo = Some(depth);
-        } else if local.as_ref() == "location" && in_updateinfo.is_some() && found.is_none() {
-            found = attribute(&reader, &e, "href")?;
+            *slot = attribute(&reader, &e, "href")?;
         }
         if !empty {
             depth += 1;
@@ -120,11 +127,14 @@ pub fn parse_repomd(data: &[u8]) -> Result<Option<String>, UpdateinfoError> {
     if depth != 0 {
         return Err(UpdateinfoError::Truncated);
     }
-    match found {
-        Some(href) if location_is_safe(&href) => Ok(Some(href)),
-        Some(href) => Err(UpdateinfoError::BadLocation { href }),
-        None => Ok(None),
+    let mut out = Vec::new();
+    for href in found.into_iter().flatten() {
+        if !location_is_safe(&href) {
+            return Err(UpdateinfoError::BadLocation { href });
+        }
+        out.push(href);
     }
+    Ok(out)
 }
 
 /// A relative path of plain components (no `..`, `.`, empty or absolute).
@@ -364,10 +374,22 @@ mod tests {
     fn repomd_names_the_updateinfo_file() {
         assert_eq!(
             parse_repomd(REPOMD.as_bytes()),
-            Ok(Some("repodata/def-updateinfo.xml.gz".to_string()))
+            Ok(vec!["repodata/def-updateinfo.xml.gz".to_string()])
         );
         let none = REPOMD.replace("updateinfo", "other");
-        assert_eq!(parse_repomd(none.as_bytes()), Ok(None));
+        assert_eq!(parse_repomd(none.as_bytes()), Ok(vec![]));
+        // The zchunk copy comes second, whatever the document's order.
+        let zck = REPOMD.replace(
+            "<data type=\"primary\">\n    <location href=\"repodata/abc-primary.xml.zst\"/>",
+            "<data type=\"updateinfo_zck\">\n    <location href=\"repodata/u.xml.zck\"/>",
+        );
+        assert_eq!(
+            parse_repomd(zck.as_bytes()),
+            Ok(vec![
+                "repodata/def-updateinfo.xml.gz".to_string(),
+                "repodata/u.xml.zck".to_string()
+            ])
+        );
         for bad in ["/etc/shadow", "repodata/../../../etc/shadow", "a//b", ""] {
             let evil = REPOMD.replace("repodata/def-updateinfo.xml.gz", bad);
             assert!(
