@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use hardend_facts::PackageFormat;
 use hardend_probe::{RootFs, package};
 use hardend_tests::{
-    have_command, program, python_imports, require, rpm_in_root as rpm, rpm_register as register,
-    run_python_json, shipped_policies,
+    dnf_advisory, dnf_repodata, have_command, program, python_imports, require, rpm_arch,
+    rpm_build, rpm_in_root as rpm, rpm_register as register, shipped_policies,
 };
 
 const DB_DIR: &str = "var/lib/rpm";
@@ -52,44 +52,7 @@ fn rpms() -> Option<&'static Rpms> {
 }
 
 fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release: &str) -> PathBuf {
-    build_rpm_for(top, name, epoch, version, release, "noarch")
-}
-
-/// An empty package of `arch` (the build host's own, or `noarch`).
-fn build_rpm_for(
-    top: &Path,
-    name: &str,
-    epoch: Option<u32>,
-    version: &str,
-    release: &str,
-    arch: &str,
-) -> PathBuf {
-    let epoch_line = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
-    let spec = top.join(format!("SPECS/{name}.spec"));
-    fs::write(
-        &spec,
-        format!(
-            "Name: {name}\n{epoch_line}Version: {version}\nRelease: {release}\n\
-             Summary: hardend test package\nLicense: MIT\nBuildArch: {arch}\n\
-             %description\nA package with no files.\n%files\n"
-        ),
-    )
-    .expect("write spec");
-    let out = Command::new("rpmbuild")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("-bb")
-        .arg(&spec)
-        .output()
-        .expect("run rpmbuild");
-    assert!(
-        out.status.success(),
-        "rpmbuild failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rpm = top.join(format!("RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"));
-    assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
-    rpm
+    rpm_build(top, name, epoch, version, release, "noarch")
 }
 
 /// Every file of a directory with its bytes, to prove nothing was written.
@@ -525,61 +488,16 @@ fn patch_rpms() -> Option<&'static (PathBuf, PathBuf, String)> {
     BUILT
         .get_or_init(|| {
             rpms()?;
-            let out = Command::new("rpm")
-                .args(["--eval", "%{_arch}"])
-                .output()
-                .expect("run rpm --eval");
-            let arch = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            assert!(!arch.is_empty() && arch != "noarch", "rpm's arch: {arch:?}");
+            let arch = rpm_arch();
             let top = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
                 .join(format!("rpmdb-patches-top-{}", std::process::id()));
             let _ = fs::remove_dir_all(&top);
             fs::create_dir_all(top.join("SPECS")).expect("mkdir SPECS");
-            let openssl = build_rpm_for(&top, "openssl", Some(1), "3.0.7", "24.el9", &arch);
-            let bash = build_rpm_for(&top, "bash", None, "5.1", "6", &arch);
+            let openssl = rpm_build(&top, "openssl", Some(1), "3.0.7", "24.el9", &arch);
+            let bash = rpm_build(&top, "bash", None, "5.1", "6", &arch);
             Some((openssl, bash, arch))
         })
         .as_ref()
-}
-
-/// An advisory for `write_repo`: packages are (name, epoch, version,
-/// release, arch).
-fn advisory(
-    id: &str,
-    kind: &str,
-    packages: &[(&str, &str, &str, &str, &str)],
-) -> serde_json::Value {
-    let packages: Vec<serde_json::Value> = packages
-        .iter()
-        .map(|(name, epoch, version, release, arch)| {
-            serde_json::json!({"name": name, "epoch": epoch, "version": version,
-                               "release": release, "arch": arch})
-        })
-        .collect();
-    serde_json::json!({"id": id, "type": kind, "severity": "Important", "packages": packages})
-}
-
-/// Replaces the cached repository `ROOT/REPO` with createrepo_c's
-/// `repomd.xml` and updateinfo of `advisories`; returns the updateinfo's
-/// root-relative path.
-fn write_repo(
-    root: &Path,
-    repo: &str,
-    compression: &str,
-    advisories: &[serde_json::Value],
-) -> String {
-    let dir = root.join(repo);
-    let _ = fs::remove_dir_all(&dir);
-    let args: Vec<std::ffi::OsString> = vec![
-        dir.clone().into(),
-        compression.into(),
-        serde_json::Value::from(advisories.to_vec())
-            .to_string()
-            .into(),
-    ];
-    let out = run_python_json("dnf_repodata.py", args);
-    let href = out["updateinfo"].as_str().expect("updateinfo href");
-    format!("/{repo}/{href}")
 }
 
 /// The 1-based line of the `<package>` element of `name` and `arch` in a
@@ -624,7 +542,7 @@ fn pending_security_updates_come_from_dnf_advisories() {
     let arch = arch.as_str();
     let baseos = |openssl_release: &str| {
         [
-            advisory(
+            dnf_advisory(
                 "RHSA-2024:1234",
                 "security",
                 &[
@@ -633,14 +551,14 @@ fn pending_security_updates_come_from_dnf_advisories() {
                 ],
             ),
             // A newer bash, but not a security fix.
-            advisory(
+            dnf_advisory(
                 "RHBA-2024:0001",
                 "bugfix",
                 &[("bash", "0", "5.1", "7", arch)],
             ),
         ]
     };
-    let gz = write_repo(root, BASEOS, "gz", &baseos("25.el9"));
+    let gz = dnf_repodata(root, BASEOS, "gz", &baseos("25.el9"));
     // dnf 5's cache, zstd: an older openssl fix, a newer hd-alpha of another
     // architecture than the installed noarch one, and a package not installed.
     let other_arch = if arch == "x86_64" {
@@ -648,11 +566,11 @@ fn pending_security_updates_come_from_dnf_advisories() {
     } else {
         "x86_64"
     };
-    let zst = write_repo(
+    let zst = dnf_repodata(
         root,
         APPSTREAM,
         "zst",
-        &[advisory(
+        &[dnf_advisory(
             "FEDORA-2024-0001",
             "security",
             &[
@@ -664,11 +582,11 @@ fn pending_security_updates_come_from_dnf_advisories() {
     );
     // yum's layout, xz: a fix for bash, but of the other architecture.
     const YUM: &str = "var/cache/yum/x86_64/9/updates";
-    let xz = write_repo(
+    let xz = dnf_repodata(
         root,
         YUM,
         "xz",
-        &[advisory(
+        &[dnf_advisory(
             "RHSA-2024:0777",
             "security",
             &[("bash", "0", "5.1", "9", other_arch)],
@@ -730,7 +648,7 @@ fn pending_security_updates_come_from_dnf_advisories() {
     }
 
     // 2. The advisory offers what is installed: nothing is pending.
-    let gz = write_repo(root, BASEOS, "gz", &baseos("24.el9"));
+    let gz = dnf_repodata(root, BASEOS, "gz", &baseos("24.el9"));
     let r = &check_results(root, PATCHES_RULE)[0];
     assert_eq!(r["status"], "pass", "{r}");
     assert_eq!(
