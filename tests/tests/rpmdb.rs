@@ -651,6 +651,9 @@ fn pending_security_updates_come_from_dnf_advisories() {
     let gz = dnf_repodata(root, BASEOS, "gz", &baseos("24.el9"));
     let r = &check_results(root, PATCHES_RULE)[0];
     assert_eq!(r["status"], "pass", "{r}");
+    // The replaced file (a new checksum, so a new name) left the cache.
+    hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_cached(), 3);
     assert_eq!(
         r["actual"],
         "0 pending (3 installed packages against 3 security updateinfo files)"

@@ -80,6 +80,16 @@ impl<T> StampCache<T> {
         Ok(value)
     }
 
+    /// Forgets the files for which `keep` is false (files that no longer
+    /// exist under their name, so the cache does not grow with every new
+    /// name a program gives its files).
+    pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|path, _| keep(path));
+    }
+
     /// How many files are cached (for tests).
     pub fn len(&self) -> usize {
         self.entries

@@ -9,6 +9,7 @@
 //! files are cached by their stamp like the apt lists.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, LazyLock};
 
@@ -47,6 +48,11 @@ static UPDATEINFO_PARSES: AtomicU64 = AtomicU64::new(0);
 /// the cache); tests use it to see the cache work.
 pub fn updateinfo_parses() -> u64 {
     UPDATEINFO_PARSES.load(AtomicOrdering::Relaxed)
+}
+
+/// How many parsed `updateinfo` files the cache holds (for tests).
+pub fn updateinfo_cached() -> usize {
+    UPDATEINFOS.len()
 }
 
 /// The rpm database directories, the metadata caches and each cached
@@ -216,6 +222,18 @@ pub(super) fn probe(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
         }
         read.push(path);
     }
+    // dnf names each updateinfo after its checksum, so every `makecache`
+    // that brings new advisories leaves a parsed file behind: forget the
+    // files of this root's caches that were not read now.
+    // (The cache is keyed by the resolved host path.)
+    let resolved = |p: &str| fs.resolve(p).ok();
+    let read_host: Vec<PathBuf> = read.iter().filter_map(|p| resolved(p)).collect();
+    let caches: Vec<PathBuf> = REPO_CACHES
+        .iter()
+        .filter_map(|(c, _)| resolved(c))
+        .collect();
+    UPDATEINFOS
+        .retain(|p| read_host.iter().any(|r| r == p) || !caches.iter().any(|c| p.starts_with(c)));
     let mut pending = Vec::new();
     for ((name, arch), (advisory, path)) in best {
         let Some(version) = installed.get(&(name.to_string(), arch.to_string())) else {
