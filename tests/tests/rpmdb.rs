@@ -576,6 +576,8 @@ fn pending_security_updates_come_from_dnf_advisories() {
             &[
                 ("openssl", "1", "3.0.7", "20.el9", arch),
                 ("hd-alpha", "2", "1.2.3", "9", other_arch),
+                // Not installed yet.
+                ("hd-beta", "0", "1.0.1", "1", "noarch"),
                 ("curl", "0", "8.0", "1", arch),
             ],
         )],
@@ -633,6 +635,45 @@ fn pending_security_updates_come_from_dnf_advisories() {
     let parses = hardend_probe::patches::rpm::updateinfo_parses();
     hardend_probe::patches::probe(&fs).expect("patches fact");
     assert_eq!(hardend_probe::patches::rpm::updateinfo_parses(), parses);
+    // The files keep only the installed names' packages, so installing a
+    // package parses them again: hd-beta is then pending; erasing it
+    // restores the first verdict.
+    rpm(
+        root,
+        DB_DIR,
+        &[
+            "-i".as_ref(),
+            "--justdb".as_ref(),
+            "--nodeps".as_ref(),
+            rpms.beta.as_os_str(),
+        ],
+    );
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_parses(), parses + 3);
+    let pending: Vec<(&str, &str)> = fact
+        .pending
+        .iter()
+        .map(|p| (p.package.as_str(), p.suite.as_str()))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("hd-beta", "FEDORA-2024-0001"),
+            ("openssl", "RHSA-2024:1234")
+        ]
+    );
+    rpm(
+        root,
+        DB_DIR,
+        &[
+            "-e".as_ref(),
+            "--justdb".as_ref(),
+            "--nodeps".as_ref(),
+            "hd-beta".as_ref(),
+        ],
+    );
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(fact.pending.len(), 1);
     // The watcher is told of the rpm database and each repository's metadata.
     let sources = hardend_probe::patches::sources(&fs);
     for dir in [

@@ -250,12 +250,25 @@ fn cached<T>(
     path: &str,
     parse: impl FnOnce(&[u8]) -> T,
 ) -> Result<Arc<T>, RootError> {
+    cached_where(fs, cache, path, |_| true, parse)
+}
+
+/// Like [`cached`], and parsed again when the cached value is not `valid`.
+fn cached_where<T>(
+    fs: &RootFs,
+    cache: &StampCache<T>,
+    path: &str,
+    valid: impl FnOnce(&T) -> bool,
+    parse: impl FnOnce(&[u8]) -> T,
+) -> Result<Arc<T>, RootError> {
     let host = fs.resolve(path)?;
     let md = std::fs::metadata(&host).map_err(|source| RootError::Io {
         path: path.to_string(),
         source,
     })?;
-    cache.get_or_load(&host, Stamp::of(&md), || fs.read(path).map(|b| parse(&b)))
+    cache.get_or_load_where(&host, Stamp::of(&md), valid, || {
+        fs.read(path).map(|b| parse(&b))
+    })
 }
 
 /// The installed packages: (name, architecture) -> (version, evidence).

@@ -61,10 +61,24 @@ impl<T> StampCache<T> {
         stamp: Stamp,
         load: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
+        self.get_or_load_where(path, stamp, |_| true, load)
+    }
+
+    /// Like [`StampCache::get_or_load`], but a cached value for which
+    /// `valid` is false is loaded again too (it was parsed for other
+    /// circumstances than the caller's).
+    pub fn get_or_load_where<E>(
+        &self,
+        path: &Path,
+        stamp: Stamp,
+        valid: impl FnOnce(&T) -> bool,
+        load: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
         {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((s, value)) = entries.get(path)
                 && *s == stamp
+                && valid(value)
             {
                 return Ok(Arc::clone(value));
             }

@@ -8,7 +8,7 @@
 //! Only files are read, never dnf itself, so an offline root works. Parsed
 //! files are cached by their stamp like the apt lists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, LazyLock};
@@ -17,7 +17,9 @@ use hardend_facts::posture::{PatchesFact, PendingUpdate};
 use hardend_facts::{Evidence, PackageFormat, Source};
 
 use super::updateinfo::{self, AdvisoryPackage, SecurityPackages, UpdateinfoError};
-use super::{Compression, PatchesError, StampCache, cached, decompress, is_absent, read_err};
+use super::{
+    Compression, PatchesError, StampCache, cached, cached_where, decompress, is_absent, read_err,
+};
 use crate::RootFs;
 use crate::package::{self, PackageError, RPM_DIRS};
 use crate::rpmdb;
@@ -38,8 +40,10 @@ pub const MAX_CACHE_ENTRIES: usize = 4096;
 
 static REPOMDS: LazyLock<StampCache<Result<Vec<String>, UpdateinfoError>>> =
     LazyLock::new(StampCache::default);
-/// A parsed `updateinfo`, or why it could not be read.
-type Parsed = Result<SecurityPackages, String>;
+/// A parsed `updateinfo` (only the installed names' packages, with the
+/// fingerprint of the installed names it was parsed for), or why it could
+/// not be read.
+type Parsed = (u64, Result<SecurityPackages, String>);
 
 static UPDATEINFOS: LazyLock<StampCache<Parsed>> = LazyLock::new(StampCache::default);
 static UPDATEINFO_PARSES: AtomicU64 = AtomicU64::new(0);
@@ -166,19 +170,44 @@ fn updateinfo_paths(fs: &RootFs, repo: &str) -> Result<Vec<String>, PatchesError
     }
 }
 
-/// The first of `paths` that exists, parsed (through the cache); `None`
-/// when none was downloaded (dnf 5 fetches advisories on demand).
+/// A fingerprint of the installed package names.
+fn names_fingerprint(installed: &BTreeMap<(String, String), String>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (name, _) in installed.keys() {
+        name.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The first of `paths` that exists, parsed (through the cache) for the
+/// installed names; `None` when none was downloaded (dnf 5 fetches
+/// advisories on demand). A file parsed for other installed names is
+/// parsed again.
 fn read_updateinfo(
     fs: &RootFs,
     paths: &[String],
+    installed: &BTreeMap<(String, String), String>,
 ) -> Result<Option<(String, Arc<Parsed>)>, PatchesError> {
+    let fingerprint = names_fingerprint(installed);
+    let names: HashSet<&str> = installed.keys().map(|(n, _)| n.as_str()).collect();
     for path in paths {
         let (compression, _) = Compression::of_file(path);
-        match cached(fs, &UPDATEINFOS, path, |b| {
-            UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
-            decompress(b, compression)
-                .and_then(|text| updateinfo::parse_updateinfo(&text).map_err(|e| e.to_string()))
-        }) {
+        let parsed = cached_where(
+            fs,
+            &UPDATEINFOS,
+            path,
+            |(f, _)| *f == fingerprint,
+            |b| {
+                UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
+                let info = decompress(b, compression).and_then(|text| {
+                    updateinfo::parse_updateinfo_for(&text, |n| names.contains(n))
+                        .map_err(|e| e.to_string())
+                });
+                (fingerprint, info)
+            },
+        );
+        match parsed {
             Ok(info) => return Ok(Some((path.clone(), info))),
             Err(e) if is_absent(&e) => continue,
             Err(e) => return Err(read_err(path)(e)),
@@ -194,10 +223,11 @@ pub(super) fn probe(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
     let mut best: BTreeMap<(&str, &str), (AdvisoryPackage, String)> = BTreeMap::new();
     let mut read = Vec::new();
     for repo in repo_dirs(fs)? {
-        let Some((path, info)) = read_updateinfo(fs, &updateinfo_paths(fs, &repo)?)? else {
+        let Some((path, info)) = read_updateinfo(fs, &updateinfo_paths(fs, &repo)?, &installed)?
+        else {
             continue;
         };
-        let info = match info.as_ref() {
+        let info = match &info.1 {
             Ok(info) => info,
             Err(reason) => {
                 return Err(PatchesError::List {

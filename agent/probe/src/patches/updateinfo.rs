@@ -181,6 +181,16 @@ fn package_evr(epoch: Option<&str>, version: &str, release: &str) -> Option<Stri
 /// names. Advisories without an `<id>` and packages without a name,
 /// version, release or architecture are skipped; malformed XML is an error.
 pub fn parse_updateinfo(data: &[u8]) -> Result<SecurityPackages, UpdateinfoError> {
+    parse_updateinfo_for(data, |_| true)
+}
+
+/// [`parse_updateinfo`] keeping only the packages whose name `keep`
+/// accepts (those installed: a repository's advisories name tens of
+/// thousands of packages, and the parsed file stays cached).
+pub fn parse_updateinfo_for(
+    data: &[u8],
+    keep: impl Fn(&str) -> bool,
+) -> Result<SecurityPackages, UpdateinfoError> {
     let mut out = SecurityPackages::default();
     let mut reader = Reader::from_reader(data);
     let mut depth = 0usize;
@@ -270,6 +280,7 @@ pub fn parse_updateinfo(data: &[u8]) -> Result<SecurityPackages, UpdateinfoError
                         (name, version, release, arch)
                         && !name.is_empty()
                         && !arch.is_empty()
+                        && keep(&name)
                         && let Some(evr) = package_evr(epoch.as_deref(), &version, &release)
                     {
                         u.packages.push((name, arch, evr, line));
@@ -427,6 +438,13 @@ mod tests {
         assert!(!got.by_name.contains_key("bash"), "a bugfix advisory");
         assert!(!got.by_name.contains_key("broken"), "no release");
         assert!(!got.by_name.contains_key("curl"), "no id");
+    }
+
+    #[test]
+    fn only_the_kept_names_are_kept() {
+        let got = parse_updateinfo_for(UPDATEINFO.as_bytes(), |n| n == "zlib").expect("parse");
+        assert_eq!(got.by_name.keys().collect::<Vec<_>>(), ["zlib"]);
+        assert_eq!(got.advisories, 2);
     }
 
     #[test]
