@@ -681,6 +681,8 @@ fn pending_security_updates_come_from_dnf_advisories() {
         "var/cache/dnf",
         &format!("{BASEOS}/repodata"),
         &format!("{APPSTREAM}/repodata"),
+        "var/cache/yum/x86_64",
+        "var/cache/yum/x86_64/9",
     ] {
         assert!(
             sources.contains(&hardend_facts::Source::Path(root.join(dir))),

@@ -73,9 +73,23 @@ pub fn sources(fs: &RootFs) -> Vec<Source> {
     // An unreadable cache is the probe's error to report; here it only
     // has no repositories to name.
     for repo in repo_dirs(fs).unwrap_or_default() {
-        out.push(Source::Path(fs.host_path(&repo)));
         out.push(Source::Path(fs.host_path(&format!("{repo}/repodata"))));
+        // The repository's directory and, in yum's deeper layout, the
+        // directories between it and the cache, where new ones appear.
+        let mut dir = std::path::Path::new(&repo);
+        while !REPO_CACHES
+            .iter()
+            .any(|(c, _)| std::path::Path::new(c) == dir)
+        {
+            out.push(Source::Path(fs.host_path(&dir.to_string_lossy())));
+            match dir.parent() {
+                Some(p) => dir = p,
+                None => break,
+            }
+        }
     }
+    out.sort();
+    out.dedup();
     out
 }
 
