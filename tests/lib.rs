@@ -319,3 +319,94 @@ impl Drop for Lines {
         let _ = self.child.wait();
     }
 }
+
+/// Builds an empty rpm package of `arch` (the build host's own, or
+/// `noarch`) with `rpmbuild` under `top` (which holds `SPECS/`); returns the
+/// package file.
+pub fn rpm_build(
+    top: &std::path::Path,
+    name: &str,
+    epoch: Option<u32>,
+    version: &str,
+    release: &str,
+    arch: &str,
+) -> PathBuf {
+    let epoch_line = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+    let spec = top.join(format!("SPECS/{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\n{epoch_line}Version: {version}\nRelease: {release}\n\
+             Summary: hardend test package\nLicense: MIT\nBuildArch: {arch}\n\
+             %description\nA package with no files.\n%files\n"
+        ),
+    )
+    .expect("write spec");
+    let out = std::process::Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("-bb")
+        .arg(&spec)
+        .output()
+        .expect("run rpmbuild");
+    assert!(
+        out.status.success(),
+        "rpmbuild failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rpm = top.join(format!("RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"));
+    assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
+    rpm
+}
+
+/// The architecture rpm builds for on this host (`x86_64`).
+pub fn rpm_arch() -> String {
+    let out = std::process::Command::new("rpm")
+        .args(["--eval", "%{_arch}"])
+        .output()
+        .expect("run rpm --eval");
+    let arch = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!arch.is_empty() && arch != "noarch", "rpm's arch: {arch:?}");
+    arch
+}
+
+/// An advisory for [`dnf_repodata`]: packages are (name, epoch, version,
+/// release, arch); `kind` is `security`, `bugfix`, ...
+pub fn dnf_advisory(
+    id: &str,
+    kind: &str,
+    packages: &[(&str, &str, &str, &str, &str)],
+) -> serde_json::Value {
+    let packages: Vec<serde_json::Value> = packages
+        .iter()
+        .map(|(name, epoch, version, release, arch)| {
+            serde_json::json!({"name": name, "epoch": epoch, "version": version,
+                               "release": release, "arch": arch})
+        })
+        .collect();
+    serde_json::json!({"id": id, "type": kind, "severity": "Important", "packages": packages})
+}
+
+/// Replaces the cached repository `ROOT/REPO` with the `repomd.xml` and the
+/// updateinfo of `advisories` that createrepo_c writes (compression `gz`,
+/// `zst` or `xz`, see tests/python/dnf_repodata.py); returns the
+/// updateinfo's root-relative path (`/REPO/repodata/...`).
+pub fn dnf_repodata(
+    root: &std::path::Path,
+    repo: &str,
+    compression: &str,
+    advisories: &[serde_json::Value],
+) -> String {
+    let dir = root.join(repo);
+    let _ = std::fs::remove_dir_all(&dir);
+    let args: Vec<std::ffi::OsString> = vec![
+        dir.into(),
+        compression.into(),
+        serde_json::Value::from(advisories.to_vec())
+            .to_string()
+            .into(),
+    ];
+    let out = run_python_json("dnf_repodata.py", args);
+    let href = out["updateinfo"].as_str().expect("updateinfo href");
+    format!("/{repo}/{href}")
+}

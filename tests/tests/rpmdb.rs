@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use hardend_facts::PackageFormat;
 use hardend_probe::{RootFs, package};
-use hardend_tests::{have_command, program, require, rpm_in_root as rpm, rpm_register as register};
+use hardend_tests::{
+    dnf_advisory, dnf_repodata, have_command, program, python_imports, require, rpm_arch,
+    rpm_build, rpm_in_root as rpm, rpm_register as register, shipped_policies,
+};
 
 const DB_DIR: &str = "var/lib/rpm";
 const DB: &str = "var/lib/rpm/rpmdb.sqlite";
@@ -49,32 +52,7 @@ fn rpms() -> Option<&'static Rpms> {
 }
 
 fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release: &str) -> PathBuf {
-    let epoch_line = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
-    let spec = top.join(format!("SPECS/{name}.spec"));
-    fs::write(
-        &spec,
-        format!(
-            "Name: {name}\n{epoch_line}Version: {version}\nRelease: {release}\n\
-             Summary: hardend test package\nLicense: MIT\nBuildArch: noarch\n\
-             %description\nA package with no files.\n%files\n"
-        ),
-    )
-    .expect("write spec");
-    let out = Command::new("rpmbuild")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("-bb")
-        .arg(&spec)
-        .output()
-        .expect("run rpmbuild");
-    assert!(
-        out.status.success(),
-        "rpmbuild failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rpm = top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"));
-    assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
-    rpm
+    rpm_build(top, name, epoch, version, release, "noarch")
 }
 
 /// Every file of a directory with its bytes, to prove nothing was written.
@@ -95,35 +73,8 @@ fn check(
     root: &Path,
     policy_rules: &str,
 ) -> BTreeMap<String, (String, String, String, Vec<String>)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("rpm.yaml");
-    fs::write(
-        &policy,
-        format!(
-            "policy:\n  id: rpm-test\n  title: rpm test\n  version: 1.0.0\nrules:\n{policy_rules}"
-        ),
-    )
-    .expect("write policy");
-    let out = Command::new(program("hardend"))
-        .arg("check")
-        .arg("--root")
-        .arg(root)
-        .arg("--policy")
-        .arg(&policy)
-        .args(["--format", "json"])
-        .output()
-        .expect("run hardend");
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "hardend check exited {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    report["results"]
-        .as_array()
-        .expect("results")
+    check_results(root, policy_rules)
         .iter()
         .map(|r| {
             let evidence = r["evidence"]
@@ -141,6 +92,42 @@ fn check(
             )
         })
         .collect()
+}
+
+/// The `results` of `hardend check --format json` with `policy_rules` on `root`.
+fn check_results(root: &Path, policy_rules: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("rpm.yaml");
+    fs::write(
+        &policy,
+        format!(
+            "policy:\n  id: rpm-test\n  title: rpm test\n  version: 1.0.0\nrules:\n{policy_rules}"
+        ),
+    )
+    .expect("write policy");
+    check_policy(root, &policy)
+}
+
+/// The `results` of `hardend check --format json` with the policy file
+/// `policy` on `root`.
+fn check_policy(root: &Path, policy: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(program("hardend"))
+        .arg("check")
+        .arg("--root")
+        .arg(root)
+        .arg("--policy")
+        .arg(policy)
+        .args(["--format", "json"])
+        .output()
+        .expect("run hardend");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "hardend check exited {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    report["results"].as_array().expect("results").clone()
 }
 
 const RULES: &str = r#"
@@ -491,5 +478,254 @@ fn rpm_version_ordering_agrees_with_rpm_itself() {
         disagreements.len(),
         pairs.len(),
         disagreements.join("\n")
+    );
+}
+
+/// `openssl` 1:3.0.7-24.el9 and `bash` 5.1-6 of the build host's
+/// architecture, and that architecture, built once per test run.
+fn patch_rpms() -> Option<&'static (PathBuf, PathBuf, String)> {
+    static BUILT: OnceLock<Option<(PathBuf, PathBuf, String)>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            rpms()?;
+            let arch = rpm_arch();
+            let top = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("rpmdb-patches-top-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&top);
+            fs::create_dir_all(top.join("SPECS")).expect("mkdir SPECS");
+            let openssl = rpm_build(&top, "openssl", Some(1), "3.0.7", "24.el9", &arch);
+            let bash = rpm_build(&top, "bash", None, "5.1", "6", &arch);
+            Some((openssl, bash, arch))
+        })
+        .as_ref()
+}
+
+/// The 1-based line of the `<package>` element of `name` and `arch` in a
+/// gzip-compressed updateinfo, decompressed by gzip itself.
+fn package_line(file: &Path, name: &str, arch: &str) -> u64 {
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(file)
+        .output()
+        .expect("run gzip");
+    assert!(out.status.success(), "gzip -dc {}", file.display());
+    let text = String::from_utf8(out.stdout).expect("UTF-8 XML");
+    let at = text
+        .lines()
+        .position(|l| {
+            l.contains(&format!("<package name=\"{name}\""))
+                && l.contains(&format!("arch=\"{arch}\""))
+        })
+        .unwrap_or_else(|| panic!("no {name}.{arch} in {text}"));
+    at as u64 + 1
+}
+
+const PATCHES_RULE: &str = "  - { id: patches, title: T, severity: high, check: { patches: { security_updates_pending: 0 } } }\n";
+
+#[test]
+fn pending_security_updates_come_from_dnf_advisories() {
+    let Some((openssl, bash, arch)) = patch_rpms() else {
+        return;
+    };
+    let Some(rpms) = rpms() else { return };
+    if !require(
+        "the Python module createrepo_c (pip install createrepo-c) and gzip",
+        python_imports("createrepo_c") && have_command("gzip"),
+    ) {
+        return;
+    }
+    const BASEOS: &str = "var/cache/dnf/baseos-1a2b3c4d5e6f7a8b";
+    const APPSTREAM: &str = "var/cache/libdnf5/appstream-9f8e7d6c5b4a3f2e";
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    register(root, DB_DIR, &[openssl, bash, &rpms.alpha]);
+    let arch = arch.as_str();
+    let baseos = |openssl_release: &str| {
+        [
+            dnf_advisory(
+                "RHSA-2024:1234",
+                "security",
+                &[
+                    ("openssl", "1", "3.0.7", openssl_release, arch),
+                    ("openssl", "1", "3.0.7", openssl_release, "src"),
+                ],
+            ),
+            // A newer bash, but not a security fix.
+            dnf_advisory(
+                "RHBA-2024:0001",
+                "bugfix",
+                &[("bash", "0", "5.1", "7", arch)],
+            ),
+        ]
+    };
+    let gz = dnf_repodata(root, BASEOS, "gz", &baseos("25.el9"));
+    // dnf 5's cache, zstd: an older openssl fix, a newer hd-alpha of another
+    // architecture than the installed noarch one, and a package not installed.
+    let other_arch = if arch == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let zst = dnf_repodata(
+        root,
+        APPSTREAM,
+        "zst",
+        &[dnf_advisory(
+            "FEDORA-2024-0001",
+            "security",
+            &[
+                ("openssl", "1", "3.0.7", "20.el9", arch),
+                ("hd-alpha", "2", "1.2.3", "9", other_arch),
+                // Not installed yet.
+                ("hd-beta", "0", "1.0.1", "1", "noarch"),
+                ("curl", "0", "8.0", "1", arch),
+            ],
+        )],
+    );
+    // yum's layout, xz: a fix for bash, but of the other architecture.
+    const YUM: &str = "var/cache/yum/x86_64/9/updates";
+    let xz = dnf_repodata(
+        root,
+        YUM,
+        "xz",
+        &[dnf_advisory(
+            "RHSA-2024:0777",
+            "security",
+            &[("bash", "0", "5.1", "9", other_arch)],
+        )],
+    );
+    assert!(gz.ends_with("-updateinfo.xml.gz") && zst.ends_with("-updateinfo.xml.zst"));
+    assert!(xz.ends_with("-updateinfo.xml.xz"));
+
+    // 1. openssl, and only openssl, is pending, named by its advisory.
+    let results = check_results(root, PATCHES_RULE);
+    let r = &results[0];
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(
+        r["actual"],
+        "1 pending: openssl 1:3.0.7-24.el9 -> 1:3.0.7-25.el9 (RHSA-2024:1234)"
+    );
+    let evidence = r["evidence"].as_array().expect("evidence");
+    assert_eq!(evidence.len(), 1, "{r}");
+    assert_eq!(evidence[0]["path"], gz.as_str());
+    let line = package_line(&root.join(gz.trim_start_matches('/')), "openssl", arch);
+    assert_eq!(evidence[0]["line"], line, "{r}");
+    assert_eq!(
+        evidence[0]["text"],
+        "openssl 1:3.0.7-24.el9 installed, 1:3.0.7-25.el9 in RHSA-2024:1234"
+    );
+    // The shipped rule applies to rpm hosts and says the same.
+    let shipped = check_policy(
+        root,
+        &shipped_policies().join("linux-baseline-patches.yaml"),
+    );
+    let rule = shipped
+        .iter()
+        .find(|r| r["rule"] == "patches-security-updates-applied")
+        .expect("the shipped patches rule");
+    assert_eq!(rule["status"], "fail", "{rule}");
+    assert_eq!(rule["actual"], r["actual"]);
+    // The three caches were read (zstd and xz too), and parsed once.
+    let fs = RootFs::new(root);
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(fact.format, PackageFormat::Rpm);
+    assert_eq!(fact.security_lists, [gz.clone(), zst.clone(), xz.clone()]);
+    assert_eq!(fact.installed_count, 3);
+    assert_eq!(fact.pending[0].severity.as_deref(), Some("Important"));
+    let parses = hardend_probe::patches::rpm::updateinfo_parses();
+    hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_parses(), parses);
+    // The files keep only the installed names' packages, so installing a
+    // package parses them again: hd-beta is then pending; erasing it
+    // restores the first verdict.
+    rpm(
+        root,
+        DB_DIR,
+        &[
+            "-i".as_ref(),
+            "--justdb".as_ref(),
+            "--nodeps".as_ref(),
+            rpms.beta.as_os_str(),
+        ],
+    );
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_parses(), parses + 3);
+    let pending: Vec<(&str, &str)> = fact
+        .pending
+        .iter()
+        .map(|p| (p.package.as_str(), p.suite.as_str()))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("hd-beta", "FEDORA-2024-0001"),
+            ("openssl", "RHSA-2024:1234")
+        ]
+    );
+    rpm(
+        root,
+        DB_DIR,
+        &[
+            "-e".as_ref(),
+            "--justdb".as_ref(),
+            "--nodeps".as_ref(),
+            "hd-beta".as_ref(),
+        ],
+    );
+    let fact = hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(fact.pending.len(), 1);
+    // The watcher is told of the rpm database and each repository's metadata.
+    let sources = hardend_probe::patches::sources(&fs);
+    for dir in [
+        "var/lib/rpm",
+        "var/cache/dnf",
+        &format!("{BASEOS}/repodata"),
+        &format!("{APPSTREAM}/repodata"),
+        "var/cache/yum/x86_64",
+        "var/cache/yum/x86_64/9",
+    ] {
+        assert!(
+            sources.contains(&hardend_facts::Source::Path(root.join(dir))),
+            "{dir} not in {sources:?}"
+        );
+    }
+
+    // 2. The advisory offers what is installed: nothing is pending.
+    let gz = dnf_repodata(root, BASEOS, "gz", &baseos("24.el9"));
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "pass", "{r}");
+    // The replaced file (a new checksum, so a new name) left the cache.
+    hardend_probe::patches::probe(&fs).expect("patches fact");
+    assert_eq!(hardend_probe::patches::rpm::updateinfo_cached(), 3);
+    assert_eq!(
+        r["actual"],
+        "0 pending (3 installed packages against 3 security updateinfo files)"
+    );
+
+    // 3. A corrupt updateinfo is an error, never a pass.
+    fs::write(
+        root.join(gz.trim_start_matches('/')),
+        b"\x1f\x8b\x08\x00not gzip at all",
+    )
+    .expect("corrupt");
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "error", "{r}");
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&gz) && message.contains("corrupt"),
+        "{message}"
+    );
+
+    // 4. No cached advisories at all: the host cannot learn of security fixes.
+    fs::remove_dir_all(root.join("var/cache/dnf")).expect("rm dnf cache");
+    fs::remove_dir_all(root.join("var/cache/libdnf5")).expect("rm libdnf5 cache");
+    fs::remove_dir_all(root.join("var/cache/yum")).expect("rm yum cache");
+    let r = &check_results(root, PATCHES_RULE)[0];
+    assert_eq!(r["status"], "fail", "{r}");
+    let actual = r["actual"].as_str().unwrap_or_default();
+    assert!(
+        actual.starts_with("no dnf updateinfo")
+            && actual.ends_with("cannot learn of security fixes"),
+        "{actual}"
     );
 }

@@ -111,7 +111,8 @@ pub enum FactKey {
     Listening,
     /// The netfilter ruleset.
     Firewall,
-    /// Installed packages against the apt lists of security suites.
+    /// Installed packages against the apt lists of security suites, or dnf's
+    /// cached security advisories on an rpm host.
     Patches,
     /// `/run/reboot-required` and (live) the running kernel against the installed ones.
     Reboot,

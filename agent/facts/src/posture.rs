@@ -3,32 +3,44 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Evidence;
+use crate::{Evidence, PackageFormat};
 
-/// Installed packages for which a security suite in the apt lists offers a
-/// newer version.
+/// Installed packages for which a security suite in the apt lists (dpkg
+/// hosts) or a security advisory in dnf's cached `updateinfo` (rpm hosts)
+/// offers a newer version.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PatchesFact {
     /// The pending security updates, sorted by package name.
     pub pending: Vec<PendingUpdate>,
-    /// The `*_Packages` lists of security suites that were read (root-relative).
+    /// The security sources that were read (root-relative): the
+    /// `*_Packages` lists of security suites, or the `updateinfo` files.
     pub security_lists: Vec<String>,
     /// How many installed packages were compared.
     pub installed_count: usize,
+    /// The package database the installed versions came from, which also
+    /// says where security fixes are learnt of and how versions order.
+    #[serde(default)]
+    pub format: PackageFormat,
 }
 
-/// One installed package with a newer version in a security suite.
+/// One installed package with a newer version in a security suite or
+/// advisory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingUpdate {
     pub package: String,
     pub architecture: String,
-    /// The installed version (dpkg status).
+    /// The installed version (dpkg status, or rpm's `[epoch:]version-release`).
     pub installed: String,
-    /// The newest version the security suites offer.
+    /// The newest version the security suites or advisories offer.
     pub candidate: String,
-    /// The suite that offers it (`bookworm-security`).
+    /// The suite (`bookworm-security`) or advisory (`RHSA-2024:1234`) that
+    /// offers it.
     pub suite: String,
-    /// The stanza of the candidate in its `*_Packages` list.
+    /// The advisory's severity (`Important`), when it names one.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// The candidate's stanza in its `*_Packages` list, or its `<package>`
+    /// element in `updateinfo.xml` (the line of the decompressed text).
     pub evidence: Evidence,
 }
 

@@ -104,12 +104,18 @@ fn probe_inner(fs: &RootFs) -> Result<PackagesFact, PackageError> {
 /// The rpm database of a root without a dpkg one: the sqlite database read,
 /// an older format named in the error, or no database at all.
 fn rpm_database(fs: &RootFs) -> Result<PackagesFact, PackageError> {
+    Ok(rpmdb::read(fs, &find_rpm_database(fs)?)?)
+}
+
+/// The root-relative path of rpm's sqlite database; an older format is
+/// named in the error, and a root without any is [`PackageError::NoDatabase`].
+pub fn find_rpm_database(fs: &RootFs) -> Result<String, PackageError> {
     // Present even when it is a dangling symlink, which `rpmdb::read` refuses.
     let exists = |p: &str| fs.symlink_metadata(p).is_ok();
     for dir in RPM_DIRS {
         let sqlite = format!("{dir}/{RPM_SQLITE}");
         if exists(&sqlite) {
-            return Ok(rpmdb::read(fs, &sqlite)?);
+            return Ok(sqlite);
         }
         for (file, format) in [("Packages", "Berkeley DB"), ("Packages.db", "ndb")] {
             let p = format!("{dir}/{file}");

@@ -1,5 +1,7 @@
 //! Pending security updates: the installed packages (dpkg status) against
-//! the package lists of security suites in `/var/lib/apt/lists`.
+//! the package lists of security suites in `/var/lib/apt/lists`; on a root
+//! with rpm's database instead, `rpm` compares them with dnf's cached
+//! security advisories.
 //!
 //! Only files are read, never apt itself, so an offline root works. A
 //! `*_Packages` list belongs to the `*_Release` or `*_InRelease` file whose
@@ -10,6 +12,8 @@
 //! evaluation whose lists did not change parses nothing.
 
 pub mod cache;
+pub mod rpm;
+pub mod updateinfo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -17,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, LazyLock};
 
 use hardend_facts::posture::{PatchesFact, PendingUpdate};
-use hardend_facts::{Evidence, ProbeFailure, Probed, Source};
+use hardend_facts::{Evidence, PackageFormat, ProbeFailure, Probed, Source};
 
 use crate::dpkgver;
 use crate::package::{self, DPKG_STATUS, DPKG_UPDATES, DpkgRecord};
@@ -27,11 +31,17 @@ use cache::{Stamp, StampCache};
 /// Where apt keeps the downloaded package lists, relative to the root.
 pub const APT_LISTS: &str = "/var/lib/apt/lists";
 
-/// Errors of reading the package database and the apt lists.
+/// Errors of reading the package database, the apt lists and dnf's
+/// repository metadata.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchesError {
-    #[error("no dpkg database under the root ({DPKG_STATUS} is missing)")]
-    NoDpkg,
+    #[error("no package database under the root (neither {DPKG_STATUS} nor rpm's rpmdb.sqlite)")]
+    NoDatabase,
+    /// rpm's database is of a format hardend does not read.
+    #[error(transparent)]
+    RpmDatabase(#[from] crate::package::PackageError),
+    #[error(transparent)]
+    Rpm(#[from] crate::rpmdb::RpmdbError),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: RootError },
     #[error("cannot read {path}: {reason}")]
@@ -42,60 +52,108 @@ pub enum PatchesError {
 /// a few megabytes, and a hostile file must not exhaust memory.
 pub const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
 
-/// How a `*_Packages` list is stored, from its file name.
+/// How a `*_Packages` list or an `updateinfo.xml` is stored, from its
+/// file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
     Lz4,
-    /// Compressions apt supports that this probe does not read.
+    Zstd,
+    Xz,
+    /// Compressions apt or dnf use that this probe does not read.
     Unsupported(&'static str),
 }
 
 impl Compression {
+    /// A file's compression by its suffix, and its name without the suffix.
+    pub fn of_file(name: &str) -> (Compression, &str) {
+        const SUFFIXES: [(&str, Compression); 6] = [
+            (".gz", Compression::Gzip),
+            (".lz4", Compression::Lz4),
+            (".zst", Compression::Zstd),
+            (".xz", Compression::Xz),
+            (".bz2", Compression::Unsupported("bzip2")),
+            (".zck", Compression::Unsupported("zchunk")),
+        ];
+        SUFFIXES
+            .iter()
+            .find_map(|(suffix, c)| Some((*c, name.strip_suffix(suffix)?)))
+            .unwrap_or((Compression::None, name))
+    }
+
     /// The list's compression and its name without the compression suffix;
     /// `None` when the name is not a `*_Packages` list.
     pub fn of(name: &str) -> Option<(Compression, &str)> {
-        const SUFFIXES: [(&str, Compression); 6] = [
-            ("", Compression::None),
-            (".gz", Compression::Gzip),
-            (".lz4", Compression::Lz4),
-            (".xz", Compression::Unsupported("xz")),
-            (".zst", Compression::Unsupported("zstd")),
-            (".bz2", Compression::Unsupported("bzip2")),
-        ];
-        SUFFIXES.iter().find_map(|(suffix, c)| {
-            let base = name.strip_suffix(suffix)?;
-            base.ends_with("_Packages").then_some((*c, base))
-        })
+        let (c, base) = Compression::of_file(name);
+        base.ends_with("_Packages").then_some((c, base))
     }
 }
 
-/// The list's text, decompressed and capped at [`MAX_LIST_BYTES`].
+/// A writer into a vector that refuses to grow past [`MAX_LIST_BYTES`] + 1
+/// bytes (for decoders that write rather than read).
+struct Capped<'a>(&'a mut Vec<u8>);
+
+impl io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let cap = usize::try_from(MAX_LIST_BYTES + 1).unwrap_or(usize::MAX);
+        let room = cap.saturating_sub(self.0.len());
+        if room == 0 {
+            return Err(io::Error::other("decompressed size limit reached"));
+        }
+        let n = buf.len().min(room);
+        self.0.extend_from_slice(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The file's text, decompressed and capped at [`MAX_LIST_BYTES`].
 pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut out = Vec::new();
-    let result = match compression {
+    let result: Result<(), String> = match compression {
         Compression::None => return Ok(data.to_vec()),
         Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
             .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out),
+            .read_to_end(&mut out)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
             .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out),
+            .read_to_end(&mut out)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        // One frame, with the decoder's default window limit (a hostile
+        // frame cannot ask for gigabytes of window).
+        Compression::Zstd => ruzstd::decoding::StreamingDecoder::new(data)
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                d.take(MAX_LIST_BYTES + 1)
+                    .read_to_end(&mut out)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        Compression::Xz => {
+            let mut input = data;
+            lzma_rs::xz_decompress(&mut input, &mut Capped(&mut out)).map_err(|e| e.to_string())
+        }
         Compression::Unsupported(format) => {
             return Err(format!(
-                "the list is compressed with {format}, which hardend does not read"
+                "the file is compressed with {format}, which hardend does not read"
             ));
         }
     };
-    match result {
-        Ok(_) if out.len() as u64 > MAX_LIST_BYTES => Err(format!(
-            "the list is larger than {MAX_LIST_BYTES} bytes once decompressed"
-        )),
-        Ok(_) => Ok(out),
-        Err(e) => Err(format!("corrupt compressed list: {e}")),
+    if out.len() as u64 > MAX_LIST_BYTES {
+        return Err(format!(
+            "the file is larger than {MAX_LIST_BYTES} bytes once decompressed"
+        ));
     }
+    result.map_err(|e| format!("corrupt compressed file: {e}"))?;
+    Ok(out)
 }
 
 /// One package version offered by a list.
@@ -161,13 +219,16 @@ pub fn probe(fs: &RootFs) -> Probed<PatchesFact> {
     probe_inner(fs).map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
-/// The dpkg database and the apt lists directory (host paths).
+/// The dpkg database and the apt lists directory, and rpm's database and
+/// dnf's metadata caches (host paths): a root may gain either.
 pub fn sources(fs: &RootFs) -> Vec<Source> {
-    vec![
+    let mut out = vec![
         Source::Path(fs.host_path(package::DPKG_DIR)),
         Source::Path(fs.host_path(DPKG_UPDATES)),
         Source::Path(fs.host_path(APT_LISTS)),
-    ]
+    ];
+    out.extend(rpm::sources(fs));
+    out
 }
 
 fn is_absent(e: &RootError) -> bool {
@@ -189,12 +250,25 @@ fn cached<T>(
     path: &str,
     parse: impl FnOnce(&[u8]) -> T,
 ) -> Result<Arc<T>, RootError> {
+    cached_where(fs, cache, path, |_| true, parse)
+}
+
+/// Like [`cached`], and parsed again when the cached value is not `valid`.
+fn cached_where<T>(
+    fs: &RootFs,
+    cache: &StampCache<T>,
+    path: &str,
+    valid: impl FnOnce(&T) -> bool,
+    parse: impl FnOnce(&[u8]) -> T,
+) -> Result<Arc<T>, RootError> {
     let host = fs.resolve(path)?;
     let md = std::fs::metadata(&host).map_err(|source| RootError::Io {
         path: path.to_string(),
         source,
     })?;
-    cache.get_or_load(&host, Stamp::of(&md), || fs.read(path).map(|b| parse(&b)))
+    cache.get_or_load_where(&host, Stamp::of(&md), valid, || {
+        fs.read(path).map(|b| parse(&b))
+    })
 }
 
 /// The installed packages: (name, architecture) -> (version, evidence).
@@ -206,7 +280,7 @@ fn installed(fs: &RootFs) -> Result<BTreeMap<(String, String), String>, PatchesE
         records
     }) {
         Ok(s) => s,
-        Err(e) if is_absent(&e) => return Err(PatchesError::NoDpkg),
+        Err(e) if is_absent(&e) => return Err(PatchesError::NoDatabase),
         Err(e) => return Err(read_err(DPKG_STATUS)(e)),
     };
     let mut records: Vec<&DpkgRecord> = status.iter().collect();
@@ -291,7 +365,10 @@ fn security_lists(fs: &RootFs) -> Result<Vec<(String, String, Compression)>, Pat
 }
 
 fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
-    let installed = installed(fs)?;
+    let installed = match installed(fs) {
+        Err(PatchesError::NoDatabase) => return rpm::probe(fs),
+        other => other?,
+    };
     let lists = security_lists(fs)?;
     // The best candidate per installed package: (version, suite, list, line).
     let mut best: BTreeMap<(&str, &str), (String, String, String, u32)> = BTreeMap::new();
@@ -356,6 +433,7 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
                 installed: version.clone(),
                 candidate: candidate.clone(),
                 suite: suite.clone(),
+                severity: None,
                 evidence: Evidence::line(
                     list,
                     line,
@@ -368,6 +446,7 @@ fn probe_inner(fs: &RootFs) -> Result<PatchesFact, PatchesError> {
         pending,
         security_lists: read,
         installed_count: installed.len(),
+        format: PackageFormat::Dpkg,
     })
 }
 
@@ -552,6 +631,32 @@ mod tests {
         let lz = lz.finish().expect("lz4");
         assert_eq!(decompress(&lz, Compression::Lz4).as_deref(), Ok(&text[..]));
         assert!(decompress(b"not lz4", Compression::Lz4).is_err());
+        let zst = ruzstd::encoding::compress_to_vec(
+            &text[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(
+            decompress(&zst, Compression::Zstd).as_deref(),
+            Ok(&text[..])
+        );
+        assert!(decompress(&zst[..zst.len() - 2], Compression::Zstd).is_err());
+        assert!(decompress(b"not zstd", Compression::Zstd).is_err());
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &text[..], &mut xz).expect("xz");
+        assert_eq!(decompress(&xz, Compression::Xz).as_deref(), Ok(&text[..]));
+        let err = decompress(&xz[..xz.len() - 4], Compression::Xz).expect_err("cut xz");
+        assert!(err.starts_with("corrupt compressed file"), "{err}");
+        let (zck, _) = Compression::of_file("a-updateinfo.xml.zck");
+        let err = decompress(b"\0ZCK1", zck).expect_err("zchunk");
+        assert!(err.contains("zchunk"), "{err}");
+        assert_eq!(
+            Compression::of_file("r/repodata/a-updateinfo.xml.zst"),
+            (Compression::Zstd, "r/repodata/a-updateinfo.xml")
+        );
+        assert_eq!(
+            Compression::of_file("a-updateinfo.xml"),
+            (Compression::None, "a-updateinfo.xml")
+        );
         assert!(decompress(b"x", Compression::Unsupported("xz")).is_err());
     }
 

@@ -336,6 +336,17 @@ pub fn open_mode(db: &Path, shown: &str) -> Result<OpenMode, RpmdbError> {
 /// Reads the installed packages from the sqlite rpmdb at `path` (relative
 /// to the root; symlinks are resolved inside it).
 pub fn read(fs: &RootFs, path: &str) -> Result<PackagesFact, RpmdbError> {
+    let packages = read_rows(fs, path)?;
+    Ok(PackagesFact {
+        installed: installed_packages(packages, path),
+        databases: vec![path.to_string()],
+        format: PackageFormat::Rpm,
+    })
+}
+
+/// Every header of the sqlite rpmdb at `path` with its row number, in row
+/// order: several versions and architectures of one name included.
+pub fn read_rows(fs: &RootFs, path: &str) -> Result<Vec<(i64, RpmPackage)>, RpmdbError> {
     let shown = path.to_string();
     let dangling = |resolved: String| RpmdbError::Dangling {
         path: shown.clone(),
@@ -387,11 +398,7 @@ pub fn read(fs: &RootFs, path: &str) -> Result<PackagesFact, RpmdbError> {
         })?;
         packages.push((hnum, package));
     }
-    Ok(PackagesFact {
-        installed: installed_packages(packages, path),
-        databases: vec![shown],
-        format: PackageFormat::Rpm,
-    })
+    Ok(packages)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! the day of its `notAfter`.
 
 use hardend_facts::posture::CertificateInfo;
-use hardend_facts::{Evidence, Facts, Live};
+use hardend_facts::{Evidence, Facts, Live, PackageFormat};
 use hardend_policy::{CertificateCheck, PatchesCheck, ProcessesCheck, RebootCheck};
 
 use crate::Outcome;
@@ -44,15 +44,25 @@ pub(crate) fn eval_patches(check: &PatchesCheck, facts: &Facts) -> Outcome {
         Some(Ok(f)) => f,
     };
     if fact.security_lists.is_empty() {
-        // Without a security suite the host cannot learn of security fixes.
+        // Without a security source the host cannot learn of security
+        // fixes: that fails, whatever is installed.
+        let (actual, path, why) = match fact.format {
+            PackageFormat::Dpkg => (
+                "no apt list of a security suite under /var/lib/apt/lists",
+                "/var/lib/apt/lists",
+                "no *_Packages list whose Release names a security suite",
+            ),
+            PackageFormat::Rpm => (
+                "no dnf updateinfo (security advisories) cached under /var/cache/dnf, /var/cache/libdnf5 or /var/cache/yum",
+                "/var/cache/dnf",
+                "no cached repodata/repomd.xml names an updateinfo file that was downloaded",
+            ),
+        };
         return Outcome::verdict(
             false,
             expected,
-            "no apt list of a security suite under /var/lib/apt/lists".to_string(),
-            vec![Evidence::text(
-                "/var/lib/apt/lists",
-                "no *_Packages list whose Release names a security suite",
-            )],
+            format!("{actual}: the host cannot learn of security fixes"),
+            vec![Evidence::text(path, why)],
         );
     }
     let count = fact.pending.len();
@@ -62,9 +72,13 @@ pub(crate) fn eval_patches(check: &PatchesCheck, facts: &Facts) -> Outcome {
             ok,
             expected,
             format!(
-                "0 pending ({} installed packages against {} security lists)",
+                "0 pending ({} installed packages against {} security {})",
                 fact.installed_count,
-                fact.security_lists.len()
+                fact.security_lists.len(),
+                match fact.format {
+                    PackageFormat::Dpkg => "lists",
+                    PackageFormat::Rpm => "updateinfo files",
+                }
             ),
             Vec::new(),
         );
@@ -365,6 +379,9 @@ pub(crate) fn eval_certificate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Status;
+    use hardend_facts::PatchesFact;
+    use hardend_facts::posture::PendingUpdate;
 
     fn cert(not_after: &str, index: u32) -> CertificateInfo {
         let ts: jiff::Timestamp = not_after.parse().expect("timestamp");
@@ -395,6 +412,92 @@ mod tests {
     }
 
     const TODAY: jiff::civil::Date = jiff::civil::date(2026, 11, 22);
+
+    fn patches(fact: PatchesFact, max: u32) -> Outcome {
+        let facts = Facts {
+            patches: Some(Ok(fact)),
+            ..Facts::default()
+        };
+        eval_patches(
+            &PatchesCheck {
+                security_updates_pending: max,
+            },
+            &facts,
+        )
+    }
+
+    #[test]
+    fn a_host_without_security_sources_fails_saying_where_it_looked() {
+        let dpkg = patches(PatchesFact::default(), 0);
+        assert_eq!(dpkg.status, Status::Fail);
+        let actual = dpkg.actual.unwrap_or_default();
+        assert!(
+            actual.starts_with("no apt list of a security suite"),
+            "{actual}"
+        );
+        assert!(
+            actual.ends_with("cannot learn of security fixes"),
+            "{actual}"
+        );
+        let rpm = patches(
+            PatchesFact {
+                format: PackageFormat::Rpm,
+                installed_count: 3,
+                ..PatchesFact::default()
+            },
+            5,
+        );
+        assert_eq!(rpm.status, Status::Fail);
+        let actual = rpm.actual.unwrap_or_default();
+        assert!(actual.starts_with("no dnf updateinfo"), "{actual}");
+        assert!(
+            actual.ends_with("cannot learn of security fixes"),
+            "{actual}"
+        );
+        assert_eq!(rpm.evidence[0].path, "/var/cache/dnf");
+    }
+
+    #[test]
+    fn rpm_advisories_are_named_in_actual_and_evidence() {
+        let path = "/var/cache/dnf/baseos-1/repodata/x-updateinfo.xml.gz";
+        let pending = PendingUpdate {
+            package: "openssl".into(),
+            architecture: "x86_64".into(),
+            installed: "1:3.0.7-24.el9".into(),
+            candidate: "1:3.0.7-25.el9".into(),
+            suite: "RHSA-2024:1234".into(),
+            severity: Some("Important".into()),
+            evidence: Evidence::line(path, 12, "openssl ..."),
+        };
+        let fact = PatchesFact {
+            pending: vec![pending],
+            security_lists: vec![path.into()],
+            installed_count: 2,
+            format: PackageFormat::Rpm,
+        };
+        let out = patches(fact.clone(), 0);
+        assert_eq!(out.status, Status::Fail);
+        assert_eq!(
+            out.actual.as_deref(),
+            Some("1 pending: openssl 1:3.0.7-24.el9 -> 1:3.0.7-25.el9 (RHSA-2024:1234)")
+        );
+        assert_eq!(out.evidence[0].line, Some(12));
+        assert_eq!(patches(fact, 1).status, Status::Pass);
+        let current = patches(
+            PatchesFact {
+                security_lists: vec![path.into()],
+                installed_count: 2,
+                format: PackageFormat::Rpm,
+                ..PatchesFact::default()
+            },
+            0,
+        );
+        assert_eq!(current.status, Status::Pass);
+        assert_eq!(
+            current.actual.as_deref(),
+            Some("0 pending (2 installed packages against 1 security updateinfo files)")
+        );
+    }
 
     #[test]
     fn days_count_whole_utc_days_from_today() {

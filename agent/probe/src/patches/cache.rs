@@ -61,10 +61,24 @@ impl<T> StampCache<T> {
         stamp: Stamp,
         load: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
+        self.get_or_load_where(path, stamp, |_| true, load)
+    }
+
+    /// Like [`StampCache::get_or_load`], but a cached value for which
+    /// `valid` is false is loaded again too (it was parsed for other
+    /// circumstances than the caller's).
+    pub fn get_or_load_where<E>(
+        &self,
+        path: &Path,
+        stamp: Stamp,
+        valid: impl FnOnce(&T) -> bool,
+        load: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
         {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((s, value)) = entries.get(path)
                 && *s == stamp
+                && valid(value)
             {
                 return Ok(Arc::clone(value));
             }
@@ -78,6 +92,16 @@ impl<T> StampCache<T> {
         }
         entries.insert(path.to_path_buf(), (stamp, Arc::clone(&value)));
         Ok(value)
+    }
+
+    /// Forgets the files for which `keep` is false (files that no longer
+    /// exist under their name, so the cache does not grow with every new
+    /// name a program gives its files).
+    pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|path, _| keep(path));
     }
 
     /// How many files are cached (for tests).
