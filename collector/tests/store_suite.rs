@@ -1177,7 +1177,6 @@ async fn snapshot_changes_a_subset(db: &Db) {
     }
     let summary = store.list_hosts(now).await.expect("hosts")[0]
         .summary
-        .clone()
         .expect("counts");
     assert_eq!((summary.total, summary.pass, summary.fail), (6, 2, 4));
 
@@ -1290,7 +1289,7 @@ async fn snapshots_batched(db: &Db) {
                 let fail = if rule == 0 {
                     seq % 2 == 1
                 } else {
-                    (host + rule + seq as usize) % 5 == 0
+                    (host + rule + seq as usize).is_multiple_of(5)
                 };
                 let status = if fail { Status::Fail } else { Status::Pass };
                 result("base", &format!("r{rule:02}"), Severity::Medium, status)

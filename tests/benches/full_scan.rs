@@ -95,7 +95,7 @@ fn main() {
                 (t.elapsed() / 5, format!("{key:?}"))
             })
             .collect();
-        costs.sort_by(|a, b| b.0.cmp(&a.0));
+        costs.sort_by_key(|c| std::cmp::Reverse(c.0));
         let line: Vec<String> = costs
             .iter()
             .take(5)
@@ -163,6 +163,8 @@ fn release_or_debug_program(name: &str) -> PathBuf {
 
 /// Runs one `hardend check` and returns (exited with 0 or 1, its peak RSS in KiB).
 fn run_measured(hardend: &Path, root: &Path, policies: &Path) -> (bool, i64) {
+    // The child is reaped below by wait4, which also gives its rusage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(hardend)
         .arg("check")
         .arg("--root")

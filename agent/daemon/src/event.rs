@@ -81,7 +81,13 @@ mod tests {
         use DriftKind::{Failing, Passing};
         use Status::{Fail, NotApplicable, Pass, Waived};
         let error = Some(DriftKind::Error);
-        let cases: &[(Option<(Status, &str)>, (Status, &str), Option<DriftKind>)] = &[
+        // (previous status and actual, new status and actual, expected kind)
+        type Case<'a> = (
+            Option<(Status, &'a str)>,
+            (Status, &'a str),
+            Option<DriftKind>,
+        );
+        let cases: &[Case] = &[
             (None, (Pass, "0"), None),
             (None, (Fail, "1"), Some(Failing)),
             (None, (Status::Error, ""), error),

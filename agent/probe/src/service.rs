@@ -76,6 +76,9 @@ pub fn probe_with(fs: &RootFs, unit: &str, index: &ServiceIndex) -> Probed<Servi
     inspect(fs, unit, index).map_err(|e| ProbeFailure::new(e.to_string()))
 }
 
+/// The symlinks of an alias directory: (name, stored target), in name order.
+type AliasLinks = Vec<(String, PathBuf)>;
+
 /// The unit directories of one root, read once for many units: which unit
 /// directories exist, their entries, their dependency directories with
 /// their entries, and the symlinks of the alias directories.
@@ -95,7 +98,7 @@ pub struct ServiceIndex {
     dependency_dirs: Vec<(String, Option<HashSet<String>>)>,
     /// For each alias directory that is a unit directory: its symlinks
     /// (name, stored target), in name order, when listed.
-    alias_links: Vec<(&'static str, Option<Vec<(String, PathBuf)>>)>,
+    alias_links: Vec<(&'static str, Option<AliasLinks>)>,
     /// Whether systemd runs on the root.
     systemd_running: bool,
     /// The states printed by one `systemctl is-active` for many units (see
