@@ -111,49 +111,85 @@ impl io::Write for Capped<'_> {
     }
 }
 
-/// The file's text, decompressed and capped at [`MAX_LIST_BYTES`].
-pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let result: Result<(), String> = match compression {
-        Compression::None => return Ok(data.to_vec()),
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data)
-            .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out)
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data)
-            .take(MAX_LIST_BYTES + 1)
-            .read_to_end(&mut out)
-            .map(drop)
-            .map_err(|e| e.to_string()),
+/// Why a decompressed file is refused for its size.
+fn too_large() -> String {
+    format!("the file is larger than {MAX_LIST_BYTES} bytes once decompressed")
+}
+
+/// Why a compressed file could not be decompressed.
+fn corrupt(e: impl std::fmt::Display) -> String {
+    format!("corrupt compressed file: {e}")
+}
+
+/// A reader of the file's decompressed text, for parsing it as it is
+/// decompressed; the caller caps how much it reads. xz, whose decoder
+/// writes rather than reads, is decompressed whole (capped) first.
+pub fn decompressing<'a>(
+    data: &'a [u8],
+    compression: Compression,
+) -> Result<Box<dyn io::Read + 'a>, String> {
+    Ok(match compression {
+        Compression::None => Box::new(data),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(data)),
         // One frame, with the decoder's default window limit (a hostile
         // frame cannot ask for gigabytes of window).
-        Compression::Zstd => ruzstd::decoding::StreamingDecoder::new(data)
-            .map_err(|e| e.to_string())
-            .and_then(|d| {
-                d.take(MAX_LIST_BYTES + 1)
-                    .read_to_end(&mut out)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }),
+        Compression::Zstd => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(data).map_err(corrupt)?)
+        }
         Compression::Xz => {
+            let mut out = Vec::new();
             let mut input = data;
-            lzma_rs::xz_decompress(&mut input, &mut Capped(&mut out)).map_err(|e| e.to_string())
+            let result = lzma_rs::xz_decompress(&mut input, &mut Capped(&mut out));
+            if out.len() as u64 > MAX_LIST_BYTES {
+                return Err(too_large());
+            }
+            result.map_err(corrupt)?;
+            Box::new(io::Cursor::new(out))
         }
         Compression::Unsupported(format) => {
             return Err(format!(
                 "the file is compressed with {format}, which hardend does not read"
             ));
         }
-    };
-    if out.len() as u64 > MAX_LIST_BYTES {
-        return Err(format!(
-            "the file is larger than {MAX_LIST_BYTES} bytes once decompressed"
-        ));
+    })
+}
+
+/// The file's text, decompressed and capped at [`MAX_LIST_BYTES`].
+pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    if compression == Compression::None {
+        return Ok(data.to_vec());
     }
-    result.map_err(|e| format!("corrupt compressed file: {e}"))?;
+    let mut out = Vec::new();
+    let result = decompressing(data, compression)?
+        .take(MAX_LIST_BYTES + 1)
+        .read_to_end(&mut out);
+    if out.len() as u64 > MAX_LIST_BYTES {
+        return Err(too_large());
+    }
+    result.map_err(corrupt)?;
     Ok(out)
+}
+
+/// Parses an `updateinfo` file as it is decompressed (its text is never
+/// whole in memory), keeping the packages whose names `keep` accepts.
+pub fn parse_updateinfo_file(
+    data: &[u8],
+    compression: Compression,
+    keep: impl Fn(&str) -> bool,
+) -> Result<updateinfo::SecurityPackages, String> {
+    use std::io::Read;
+    let reader = decompressing(data, compression)?.take(MAX_LIST_BYTES + 1);
+    let mut input = updateinfo::LineCounter::new(io::BufReader::new(reader));
+    let parsed = updateinfo::parse_updateinfo_from(&mut input, keep);
+    if input.consumed() > MAX_LIST_BYTES {
+        return Err(too_large());
+    }
+    if let Some(e) = input.failed() {
+        return Err(corrupt(e));
+    }
+    parsed.map_err(|e| e.to_string())
 }
 
 /// One package version offered by a list.

@@ -18,7 +18,8 @@ use hardend_facts::{Evidence, PackageFormat, Source};
 
 use super::updateinfo::{self, AdvisoryPackage, SecurityPackages, UpdateinfoError};
 use super::{
-    Compression, PatchesError, StampCache, cached, cached_where, decompress, is_absent, read_err,
+    Compression, PatchesError, StampCache, cached, cached_where, is_absent, parse_updateinfo_file,
+    read_err,
 };
 use crate::RootFs;
 use crate::package::{self, PackageError, RPM_DIRS};
@@ -214,10 +215,7 @@ fn read_updateinfo(
             |(f, _)| *f == fingerprint,
             |b| {
                 UPDATEINFO_PARSES.fetch_add(1, AtomicOrdering::Relaxed);
-                let info = decompress(b, compression).and_then(|text| {
-                    updateinfo::parse_updateinfo_for(&text, |n| names.contains(n))
-                        .map_err(|e| e.to_string())
-                });
+                let info = parse_updateinfo_file(b, compression, |n| names.contains(n));
                 (fingerprint, info)
             },
         );

@@ -7,6 +7,7 @@
 //! nothing read is kept but the fields used.
 
 use std::collections::HashMap;
+use std::io::{self, BufRead, Read};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
@@ -47,7 +48,7 @@ pub struct SecurityPackages {
     pub advisories: usize,
 }
 
-fn xml_err<T>(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> Result<T, UpdateinfoError> {
+fn xml_err<T, R>(reader: &Reader<R>, e: impl std::fmt::Display) -> Result<T, UpdateinfoError> {
     Err(UpdateinfoError::Xml {
         position: reader.error_position(),
         reason: e.to_string(),
@@ -55,8 +56,8 @@ fn xml_err<T>(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> Result<T, Up
 }
 
 /// The value of the attribute whose local name is `name`.
-fn attribute(
-    reader: &Reader<&[u8]>,
+fn attribute<R>(
+    reader: &Reader<R>,
     e: &BytesStart<'_>,
     name: &str,
 ) -> Result<Option<String>, UpdateinfoError> {
@@ -184,6 +185,70 @@ pub fn parse_updateinfo(data: &[u8]) -> Result<SecurityPackages, UpdateinfoError
     parse_updateinfo_for(data, |_| true)
 }
 
+/// A reader that counts the newlines of the bytes its reader has consumed,
+/// so that a streaming parse knows the line it is at, and keeps the error
+/// of the reader below it (a decompressor's) to report it as such.
+pub struct LineCounter<R> {
+    inner: R,
+    newlines: u64,
+    consumed: u64,
+    failed: Option<String>,
+}
+
+impl<R: BufRead> LineCounter<R> {
+    pub fn new(inner: R) -> LineCounter<R> {
+        LineCounter {
+            inner,
+            newlines: 0,
+            consumed: 0,
+            failed: None,
+        }
+    }
+
+    /// How many bytes were consumed.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The error the reader below returned, if it did.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+}
+
+impl<R: BufRead> Read for LineCounter<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for LineCounter<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.inner.fill_buf() {
+            Ok(buf) => Ok(buf),
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The bytes being consumed are the front of the buffer that the
+        // last fill_buf returned; asking again costs no read.
+        if let Ok(buf) = self.inner.fill_buf() {
+            let taken = buf.get(..amt).unwrap_or(buf);
+            self.newlines += memchr::memchr_iter(b'\n', taken).count() as u64;
+        }
+        self.consumed += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
 /// [`parse_updateinfo`] keeping only the packages whose name `keep`
 /// accepts (those installed: a repository's advisories name tens of
 /// thousands of packages, and the parsed file stays cached).
@@ -191,17 +256,26 @@ pub fn parse_updateinfo_for(
     data: &[u8],
     keep: impl Fn(&str) -> bool,
 ) -> Result<SecurityPackages, UpdateinfoError> {
+    parse_updateinfo_from(&mut LineCounter::new(data), keep)
+}
+
+/// [`parse_updateinfo_for`] of a document read as it is parsed (from a
+/// decompressor, so that the whole text is never in memory).
+pub fn parse_updateinfo_from<R: BufRead>(
+    input: &mut LineCounter<R>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<SecurityPackages, UpdateinfoError> {
     let mut out = SecurityPackages::default();
-    let mut reader = Reader::from_reader(data);
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::new();
     let mut depth = 0usize;
-    // Lines are counted up to the start of each element as it is read.
-    let mut line = 1u32;
-    let mut counted = 0usize;
     let mut update: Option<(usize, Update)> = None;
     let mut field: Option<(Field, String)> = None;
     loop {
-        let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
-        let event = match reader.read_event() {
+        // The line each element starts on: the newlines before it.
+        let line = u32::try_from(reader.get_ref().newlines.saturating_add(1)).unwrap_or(u32::MAX);
+        buf.clear();
+        let event = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             Err(e) => return xml_err(&reader, e),
         };
@@ -263,15 +337,6 @@ pub fn parse_updateinfo_for(
                     }
                 }
                 if local == "package" && u.security {
-                    let end = start.min(data.len());
-                    line = line.saturating_add(
-                        u32::try_from(
-                            memchr::memchr_iter(b'\n', data.get(counted..end).unwrap_or_default())
-                                .count(),
-                        )
-                        .unwrap_or(u32::MAX),
-                    );
-                    counted = counted.max(end);
                     let get = |n| attribute(&reader, &e, n);
                     let (name, version, release, arch) =
                         (get("name")?, get("version")?, get("release")?, get("arch")?);
@@ -380,6 +445,36 @@ mod tests {
   </update>
 </updates>
 "#;
+
+    /// A compressed document is parsed as it is decompressed, to the same
+    /// packages and lines as its text; a cut one is a corrupt file.
+    #[test]
+    fn compressed_documents_are_parsed_as_they_are_decompressed() {
+        use crate::patches::{Compression, parse_updateinfo_file};
+        use std::io::Write;
+        let text = UPDATEINFO.as_bytes();
+        let plain = parse_updateinfo(text).expect("plain");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let zst =
+            ruzstd::encoding::compress_to_vec(text, ruzstd::encoding::CompressionLevel::Fastest);
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &text[..], &mut xz).expect("xz");
+        for (data, compression) in [
+            (text.to_vec(), Compression::None),
+            (gz.clone(), Compression::Gzip),
+            (zst, Compression::Zstd),
+            (xz, Compression::Xz),
+        ] {
+            let got = parse_updateinfo_file(&data, compression, |_| true).expect("parses");
+            assert_eq!(got.by_name, plain.by_name, "{compression:?}");
+            assert_eq!(got.advisories, plain.advisories, "{compression:?}");
+        }
+        let err = parse_updateinfo_file(&gz[..gz.len() / 2], Compression::Gzip, |_| true)
+            .expect_err("a cut file");
+        assert!(err.starts_with("corrupt compressed file"), "{err}");
+    }
 
     #[test]
     fn repomd_names_the_updateinfo_file() {
