@@ -181,7 +181,7 @@ pub fn parse_updateinfo_file(
 ) -> Result<updateinfo::SecurityPackages, String> {
     use std::io::Read;
     let reader = decompressing(data, compression)?.take(MAX_LIST_BYTES + 1);
-    let mut input = updateinfo::LineCounter::new(io::BufReader::new(reader));
+    let mut input = updateinfo::LineCounter::new(io::BufReader::with_capacity(64 * 1024, reader));
     let parsed = updateinfo::parse_updateinfo_from(&mut input, keep);
     if input.consumed() > MAX_LIST_BYTES {
         return Err(too_large());
