@@ -93,8 +93,17 @@ fn announcements(origin: &str, events: &[(&str, i64)]) -> Vec<String> {
 }
 
 /// The origin and the announced (host, seq) of a payload of
-/// [`announcements`], or `None` when it is not one.
+/// [`announcements`], or `None` when it is not one. The one-event `SEQ:HOST`
+/// payload of earlier collectors is read too, with an empty origin (no
+/// collector's own), so that while collectors sharing a database are
+/// upgraded one by one the upgraded ones still stream the others' drift.
 fn parse_announcement(payload: &str) -> Option<(&str, Vec<(String, i64)>)> {
+    if let Some((seq, host)) = payload.split_once(':')
+        && !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Some(("", vec![(host.to_string(), seq.parse().ok()?)]));
+    }
     let (origin, mut rest) = payload.split_once(' ')?;
     let mut events = Vec::new();
     while !rest.is_empty() {
@@ -1128,5 +1137,24 @@ mod tests {
             assert_eq!(parse_announcement(payload), None, "{payload:?}");
         }
         assert_eq!(parse_announcement("origin "), Some(("origin", vec![])));
+    }
+
+    #[test]
+    fn earlier_collectors_announcements_are_read_with_no_origin() {
+        assert_eq!(
+            parse_announcement("42:web-1"),
+            Some(("", vec![("web-1".to_string(), 42)]))
+        );
+        assert_eq!(
+            parse_announcement("7:host:with:colons"),
+            Some(("", vec![("host:with:colons".to_string(), 7)]))
+        );
+        // An origin is hexadecimal and followed by a space, so a new
+        // payload whose host has a colon is not taken for an old one.
+        assert_eq!(
+            parse_announcement("00ff 3 5 a:b:c"),
+            Some(("00ff", vec![("a:b:c".to_string(), 3)]))
+        );
+        assert_eq!(parse_announcement("99999999999999999999:h"), None);
     }
 }
