@@ -682,6 +682,9 @@ pub(super) mod postgres {
         conn: &mut PgConnection,
         hosts: &[&str],
     ) -> Result<Vec<StoredResult>, StoreError> {
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
         let e = "read hosts' results";
         let rows = sqlx::query(
             "SELECT host, policy, rule, first_failed_ms, body \
@@ -701,6 +704,9 @@ pub(super) mod postgres {
         conn: &mut PgConnection,
         hosts: &[&str],
     ) -> Result<Vec<StoredRule>, StoreError> {
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
         let e = "read hosts' rules";
         let rows = sqlx::query("SELECT host, policy, rule FROM results WHERE host = ANY($1)")
             .bind(hosts)
@@ -712,8 +718,8 @@ pub(super) mod postgres {
             .collect()
     }
 
-    /// Announces `SEQ:HOST` payloads on the drift channel; PostgreSQL
-    /// delivers them when the transaction commits.
+    /// Announces the payloads of `backend::announcements` on the drift
+    /// channel; PostgreSQL delivers them when the transaction commits.
     pub(crate) async fn announce(
         conn: &mut PgConnection,
         payloads: &[String],
