@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use hardend_proto::Finding;
 
 /// The PostgreSQL channel on which the stored drift events are announced
-/// (see `backend::postgres::announcements` for the payload), so that every
+/// (see `backend::announcements` for the payload), so that every
 /// collector sharing the database can stream them.
 pub const DRIFT_CHANNEL: &str = "hardend_drift";
 

@@ -144,16 +144,17 @@ struct NewSnapshot<'a> {
     stored: Option<Digests>,
 }
 
-/// The writes a round of snapshots makes.
+/// The result and finding writes of a run of drift events or a round of
+/// snapshots.
 #[derive(Default)]
-struct SnapshotWrites<'a> {
+struct ResultWrites<'a> {
     results: ResultRows<'a>,
     open: FindingRows<'a>,
     resolve: Keys<'a>,
     removed: Keys<'a>,
 }
 
-impl<'a> SnapshotWrites<'a> {
+impl<'a> ResultWrites<'a> {
     /// `row` of `host` differs from what is stored: it is written, and its
     /// finding opened when it fails, resolved when it passes (or no longer
     /// applies, or is waived).
@@ -162,7 +163,7 @@ impl<'a> SnapshotWrites<'a> {
         if row.status == FAIL {
             self.open
                 .push(host, row, row.first_failed_ms.unwrap_or(at_ms));
-        } else if row.status != ERROR {
+        } else if resolves(row.status) {
             self.resolve.push(host, &row.policy, &row.rule, at_ms);
         }
     }
@@ -308,9 +309,7 @@ macro_rules! backend {
                     .collect();
                 let mut outcomes = Vec::with_capacity(ops.len());
                 let mut events = cols::DriftRows::default();
-                let mut results = cols::ResultRows::default();
-                let mut open = cols::FindingRows::default();
-                let mut resolve = cols::Keys::default();
+                let mut writes = ResultWrites::default();
                 let mut announced: Vec<(&str, i64)> = Vec::new();
                 for op in ops {
                     let Op::Drift { host, seq, at_ms, kind, row, body, .. } = op else {
@@ -327,12 +326,7 @@ macro_rules! backend {
                             *changed = true;
                             outcomes.push(Ok(Outcome::Stored(Stored::New)));
                             events.push(host, *seq, *at_ms, *kind, row, body);
-                            results.push(host, row, *at_ms);
-                            if row.status == FAIL {
-                                open.push(host, row, row.first_failed_ms.unwrap_or(*at_ms));
-                            } else if resolves(row.status) {
-                                resolve.push(host, &row.policy, &row.rule, *at_ms);
-                            }
+                            writes.changed(host, *at_ms, row);
                             if $postgres {
                                 announced.push((host, *seq));
                             }
@@ -353,9 +347,9 @@ macro_rules! backend {
                 }
                 bulk::update_hosts(conn, &advanced).await?;
                 bulk::insert_drift_events(conn, &events).await?;
-                bulk::upsert_results(conn, &results).await?;
-                bulk::open_findings(conn, &open).await?;
-                bulk::resolve_findings(conn, &resolve).await?;
+                bulk::upsert_results(conn, &writes.results).await?;
+                bulk::open_findings(conn, &writes.open).await?;
+                bulk::resolve_findings(conn, &writes.resolve).await?;
                 bulk::announce(conn, &announcements(origin, &announced)).await?;
                 Ok(outcomes)
             }
@@ -464,7 +458,7 @@ macro_rules! backend {
                     .map(|s| ((s.host.as_str(), s.policy.as_str(), s.rule.as_str()), s))
                     .collect();
 
-                let mut writes = SnapshotWrites::default();
+                let mut writes = ResultWrites::default();
                 let mut at_of: HashMap<&str, i64> = HashMap::with_capacity(new.len());
                 // Hosts compared by digest that lost rules, and the digests
                 // of the rules they lost.
